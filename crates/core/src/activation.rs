@@ -1,0 +1,255 @@
+//! Element-wise activation functions and their derivatives.
+//!
+//! Each activation is a small `Copy` type (zero-sized unless it has a parameter), so a
+//! cell generic over it, such as `Elman<F, Tanh>`, compiles to straight-line code. The
+//! trait is object safe, so `&dyn Activation<F>` works too.
+//!
+//! Derivatives are written in terms of the stored output `y = f(x)` wherever that is
+//! enough (`tanh' = 1 − y²`, `σ' = y(1 − y)`), which is why the backward pass of a cell
+//! needs to keep only its outputs. An activation whose derivative needs the input says
+//! so with [`Activation::needs_input`], and cells then keep the pre-activation as well.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Float;
+
+/// An element-wise function `y = f(x)` with its derivative.
+pub trait Activation<F: Float>: std::fmt::Debug + Send + Sync {
+    /// Short lower-case name, as written in checkpoints (`"tanh"`).
+    fn name(&self) -> &'static str;
+
+    /// `f(x)`.
+    fn apply(&self, x: F) -> F;
+
+    /// `f'(x)`, given both the input `x` and the output `y = f(x)`.
+    ///
+    /// When [`Activation::needs_input`] is `false`, callers may pass `y` in place of `x`.
+    fn derivative(&self, x: F, y: F) -> F;
+
+    /// Whether [`Activation::derivative`] reads `x`. Default `false`: the output suffices.
+    fn needs_input(&self) -> bool {
+        false
+    }
+}
+
+/// Applies `act` to every element of `values` in place.
+#[inline]
+pub fn apply_in_place<F: Float, A: Activation<F> + ?Sized>(act: &A, values: &mut [F]) {
+    for v in values {
+        *v = act.apply(*v);
+    }
+}
+
+/// Hyperbolic tangent; `f'(x) = 1 − y²`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tanh;
+
+impl<F: Float> Activation<F> for Tanh {
+    fn name(&self) -> &'static str {
+        "tanh"
+    }
+    #[inline]
+    fn apply(&self, x: F) -> F {
+        x.tanh()
+    }
+    #[inline]
+    fn derivative(&self, _x: F, y: F) -> F {
+        F::one() - y * y
+    }
+}
+
+/// Logistic sigmoid `1 / (1 + e^(−x))`, computed without overflow for any finite `x`;
+/// `f'(x) = y(1 − y)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sigmoid;
+
+impl<F: Float> Activation<F> for Sigmoid {
+    fn name(&self) -> &'static str {
+        "sigmoid"
+    }
+    #[inline]
+    fn apply(&self, x: F) -> F {
+        // exp of a non-positive number never overflows.
+        if x >= F::zero() {
+            F::one() / (F::one() + (-x).exp())
+        } else {
+            let e = x.exp();
+            e / (F::one() + e)
+        }
+    }
+    #[inline]
+    fn derivative(&self, _x: F, y: F) -> F {
+        y * (F::one() - y)
+    }
+}
+
+/// Rectified linear unit `max(0, x)`; `f'(x) = 1` where `y > 0`, else 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relu;
+
+impl<F: Float> Activation<F> for Relu {
+    fn name(&self) -> &'static str {
+        "relu"
+    }
+    #[inline]
+    fn apply(&self, x: F) -> F {
+        x.max(F::zero())
+    }
+    #[inline]
+    fn derivative(&self, _x: F, y: F) -> F {
+        if y > F::zero() {
+            F::one()
+        } else {
+            F::zero()
+        }
+    }
+}
+
+/// Leaky ReLU `x` for `x > 0`, `slope · x` otherwise (`slope > 0` keeps the sign, so the
+/// derivative can be read from `y`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LeakyRelu {
+    /// Slope for negative inputs; must be positive.
+    pub slope: f64,
+}
+
+impl Default for LeakyRelu {
+    fn default() -> Self {
+        LeakyRelu { slope: 0.01 }
+    }
+}
+
+impl<F: Float> Activation<F> for LeakyRelu {
+    fn name(&self) -> &'static str {
+        "leaky_relu"
+    }
+    #[inline]
+    fn apply(&self, x: F) -> F {
+        if x > F::zero() {
+            x
+        } else {
+            x * F::from_f64_lossy(self.slope)
+        }
+    }
+    #[inline]
+    fn derivative(&self, _x: F, y: F) -> F {
+        if y > F::zero() {
+            F::one()
+        } else {
+            F::from_f64_lossy(self.slope)
+        }
+    }
+}
+
+/// The identity `f(x) = x`; `f'(x) = 1`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity;
+
+impl<F: Float> Activation<F> for Identity {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+    #[inline]
+    fn apply(&self, x: F) -> F {
+        x
+    }
+    #[inline]
+    fn derivative(&self, _x: F, _y: F) -> F {
+        F::one()
+    }
+}
+
+/// Softsign `x / (1 + |x|)`; `f'(x) = 1 / (1 + |x|)² = (1 − |y|)²`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Softsign;
+
+impl<F: Float> Activation<F> for Softsign {
+    fn name(&self) -> &'static str {
+        "softsign"
+    }
+    #[inline]
+    fn apply(&self, x: F) -> F {
+        x / (F::one() + x.abs())
+    }
+    #[inline]
+    fn derivative(&self, _x: F, y: F) -> F {
+        let d = F::one() - y.abs();
+        d * d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Central difference of `act` at `x`, in f64.
+    fn numeric(act: &dyn Activation<f64>, x: f64) -> f64 {
+        let h = 1e-6;
+        (act.apply(x + h) - act.apply(x - h)) / (2.0 * h)
+    }
+
+    fn check(act: &dyn Activation<f64>, x: f64) {
+        let y = act.apply(x);
+        let analytic = act.derivative(x, y);
+        let from_output = act.derivative(y, y);
+        let expected = numeric(act, x);
+        assert!(
+            (analytic - expected).abs() <= 1e-6 * (1.0 + expected.abs()),
+            "{} at {x}: analytic {analytic}, numeric {expected}",
+            act.name()
+        );
+        if !act.needs_input() {
+            assert!((from_output - analytic).abs() <= 1e-15, "{}", act.name());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn smooth_derivatives_match_central_differences(x in -8.0_f64..8.0) {
+            check(&Tanh, x);
+            check(&Sigmoid, x);
+            check(&Identity, x);
+            check(&Softsign, x);
+        }
+
+        #[test]
+        fn kinked_derivatives_match_away_from_zero(x in prop_oneof![-8.0_f64..-1e-3, 1e-3_f64..8.0]) {
+            check(&Relu, x);
+            check(&LeakyRelu { slope: 0.1 }, x);
+        }
+    }
+
+    #[test]
+    fn sigmoid_is_finite_and_saturates_at_extremes() {
+        for &x in &[-1000.0_f64, -745.0, 745.0, 1000.0] {
+            let y = Activation::<f64>::apply(&Sigmoid, x);
+            assert!(y.is_finite());
+            assert!((0.0..=1.0).contains(&y));
+        }
+        assert!(Activation::<f64>::apply(&Sigmoid, -1000.0) < 1e-300);
+        assert!((Activation::<f64>::apply(&Sigmoid, 1000.0) - 1.0).abs() < 1e-15);
+        let y32 = Activation::<f32>::apply(&Sigmoid, -1000.0_f32);
+        assert!(y32.is_finite() && y32 >= 0.0);
+    }
+
+    #[test]
+    fn activations_work_as_trait_objects() {
+        let all: Vec<Box<dyn Activation<f32>>> = vec![
+            Box::new(Tanh),
+            Box::new(Sigmoid),
+            Box::new(Relu),
+            Box::new(LeakyRelu::default()),
+            Box::new(Identity),
+            Box::new(Softsign),
+        ];
+        let mut values = [0.5_f32, -0.5];
+        for act in &all {
+            let mut v = values;
+            apply_in_place(act.as_ref(), &mut v);
+            assert!(v.iter().all(|y| y.is_finite()), "{}", act.name());
+        }
+        apply_in_place(&Identity, &mut values);
+        assert_eq!(values, [0.5, -0.5]);
+    }
+}

@@ -1,0 +1,37 @@
+//! The small vocabulary every recur crate shares.
+//!
+//! - [`Activation`]: element-wise functions with derivatives written from their output
+//!   ([`Tanh`], [`Sigmoid`], [`Relu`], [`LeakyRelu`], [`Identity`], [`Softsign`]).
+//! - [`Float`]: the scalar bound (`f32` or `f64`) all numeric code is generic over.
+//! - [`ParamSet`]: a model's parameters (and, with the same type, its gradients) as an
+//!   ordered list of named tensors, so optimizers, clipping, gradient checks and
+//!   checkpoints all walk one structure.
+//! - [`Input`]: one time step of input, either dense rows or token ids.
+//! - [`Error`] and [`Result`]: the one error type of the workspace.
+//!
+//! Sibling crates: `recur-cell` (activations, cells, the linear readout), `recur-loss`,
+//! `recur-optim`, `recur-bptt` (the engine) and `recur-data` (corpora for the examples).
+//!
+//! ```
+//! use ndarray::array;
+//! use recur_core::{ParamSet, params};
+//!
+//! // A pair of parameter sets is itself a parameter set: slots are concatenated in order.
+//! let mut pair = (array![[1.0_f64, 2.0]], array![3.0_f64]);
+//! assert_eq!(pair.slot_count(), 2);
+//! assert_eq!(params::flatten(&pair), vec![1.0, 2.0, 3.0]);
+//! params::scale(&mut pair, 2.0);
+//! assert!((params::global_norm(&pair) - (4.0_f64 + 16.0 + 36.0).sqrt()).abs() < 1e-12);
+//! ```
+
+pub mod activation;
+mod error;
+mod float;
+mod input;
+pub mod params;
+
+pub use activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Softsign, Tanh};
+pub use error::{Error, Result};
+pub use float::Float;
+pub use input::Input;
+pub use params::{ParamSet, RowSet, Slot, SlotMut};
