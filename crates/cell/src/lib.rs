@@ -1,1 +1,38 @@
-//! placeholder
+//! Recurrent cells with pluggable activations, and the linear readout.
+//!
+//! - [`Cell`]: the recurrence `h_t = f(x_t, h_{t−1}; θ)` as one forward and one backward
+//!   step. The `recur-bptt` engine drives any `Cell` over a sequence; a cell never sees
+//!   more than one step.
+//! - [`Elman`]: `h_t = f(x_t·W_xh + h_{t−1}·W_hh + b_h)`, generic over its activation
+//!   `f`. The tanh cell of the language model and the sigmoid cell of binary addition are
+//!   `Elman<F, Tanh>` and `Elman<F, Sigmoid>`.
+//! - [`Linear`]: the per-step readout `z_t = h_t·W_hy + b_y`, applied to all steps at once.
+//! - [`Init`]: seeded weight initialisation.
+//! - Activations are defined in `recur-core` and re-exported here.
+//!
+//! ```
+//! use ndarray::Array2;
+//! use rand::{rngs::StdRng, SeedableRng};
+//! use recur_cell::{Cell, ElmanConfig, Input, Tanh};
+//!
+//! let mut rng = StdRng::seed_from_u64(0);
+//! let cell = ElmanConfig::new(8, 4).init::<f64, _>(Tanh, &mut rng).unwrap();
+//! let prev = cell.zero_state(2);
+//! let mut next = Array2::zeros((2, 4));
+//! let mut cache = cell.new_cache(2);
+//! // Two sequences whose current tokens are 3 and 7: a row gather, no one-hot vector.
+//! cell.forward(Input::Tokens(&[3, 7]), prev.view(), next.view_mut(), &mut cache).unwrap();
+//! assert!(next.iter().all(|h| h.abs() < 1.0));
+//! ```
+
+mod cell;
+mod elman;
+mod init;
+mod linear;
+
+pub use cell::Cell;
+pub use elman::{Elman, ElmanCache, ElmanConfig, ElmanParams};
+pub use init::Init;
+pub use linear::{Linear, LinearConfig, LinearParams};
+pub use recur_core::activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Softsign, Tanh};
+pub use recur_core::{Error, Float, Input, ParamSet, Result};

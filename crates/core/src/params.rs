@@ -147,21 +147,41 @@ pub fn check_same_layout<F: Float>(a: &dyn ParamSet<F>, b: &dyn ParamSet<F>) -> 
     Ok(())
 }
 
-/// Euclidean norm of all entries together, accumulated in `f64`.
-pub fn global_norm<F: Float>(set: &dyn ParamSet<F>) -> F {
-    let mut sum = 0.0_f64;
+/// Visits every entry that may be non-zero: all of a dense slot, only the listed rows of a
+/// slot that reports [`Slot::rows`].
+pub fn for_each_entry<F: Float>(set: &dyn ParamSet<F>, mut f: impl FnMut(F)) {
     for i in 0..set.slot_count() {
-        for &v in set.slot(i).value.iter() {
-            let v = v.to_f64_lossless();
-            sum += v * v;
+        let slot = set.slot(i);
+        match slot.rows {
+            Some(rows) if slot.value.ndim() >= 1 => {
+                for &r in rows {
+                    slot.value
+                        .index_axis(ndarray::Axis(0), r)
+                        .iter()
+                        .for_each(|&v| f(v));
+                }
+            }
+            _ => slot.value.iter().for_each(|&v| f(v)),
         }
     }
+}
+
+/// Euclidean norm of all entries together, accumulated in `f64`. Rows a slot reports as
+/// the only non-zero ones are the only ones read.
+pub fn global_norm<F: Float>(set: &dyn ParamSet<F>) -> F {
+    let mut sum = 0.0_f64;
+    for_each_entry(set, |v| {
+        let v = v.to_f64_lossless();
+        sum += v * v;
+    });
     F::from_f64_lossy(sum.sqrt())
 }
 
-/// Whether every entry is finite.
+/// Whether every entry is finite (reading only reported rows, as [`global_norm`]).
 pub fn all_finite<F: Float>(set: &dyn ParamSet<F>) -> bool {
-    (0..set.slot_count()).all(|i| set.slot(i).value.iter().all(|v| v.is_finite()))
+    let mut finite = true;
+    for_each_entry(set, |v| finite &= v.is_finite());
+    finite
 }
 
 /// Multiplies every entry by `factor`.

@@ -1,0 +1,515 @@
+//! The engine: forward over a batch of sequences, then truncated backpropagation through
+//! time for any cell.
+
+use std::collections::VecDeque;
+
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use recur_cell::Cell;
+use recur_core::{Error, Float, Result};
+use recur_loss::{Loss, Reduction};
+
+use crate::model::{Gradients, Model};
+use crate::sequence::{SeqBatch, SeqInput, SeqTargets};
+use crate::truncation::{Pass, Truncation};
+
+/// The loss of a batch: the sum over counted (non-padding) rows, and their number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossReport {
+    /// Sum of the per-row losses, accumulated in `f64`.
+    pub total: f64,
+    /// Rows (steps × sequences) that counted: padding rows excluded.
+    pub counted: usize,
+}
+
+impl LossReport {
+    /// Loss per counted row (per token, for a language model); 0 when nothing counted.
+    pub fn mean(&self) -> f64 {
+        if self.counted == 0 {
+            0.0
+        } else {
+            self.total / self.counted as f64
+        }
+    }
+}
+
+/// Forward and truncated backward passes over batches of sequences, for any [`Cell`].
+///
+/// A `Bptt` owns the workspace of one training or evaluation loop: buffers grow to the
+/// largest batch seen and are then reused, so steady-state training allocates nothing per
+/// time step.
+///
+/// **Backward, for any truncation.** Outputs are handled for all steps at once: one matrix
+/// product gives the logits, the loss gives `∂L/∂z` for every row, and two more products
+/// give the readout's gradient and `∂L/∂h_t` from the outputs (`d_hidden`). The recurrence
+/// is then swept once from the last step to the first. At each step the sweep carries one
+/// gradient per backward pass of the scheme that still reaches back through that step
+/// (one for full or chunked truncation, up to k + 1 for per-output), stacked as blocks of a
+/// matrix, and pulls all of them through the cell at once with
+/// [`Cell::backward_stacked`]. A pass's gradient is injected when the sweep reaches the
+/// pass's last step and dropped after its first.
+///
+/// **Loss scaling.** With [`Reduction::Sum`] the gradient is that of the summed loss (the
+/// tutorial's convention); with [`Reduction::Mean`] it is divided by the number of counted
+/// rows that receive gradient, so the learning rate does not depend on batch, length or
+/// truncation.
+#[derive(Debug)]
+pub struct Bptt<F: Float, C: Cell<F>> {
+    truncation: Truncation,
+    reduction: Reduction,
+    ws: Workspace<F, C>,
+}
+
+/// Reused buffers. Row `t·batch + b` of a per-step matrix belongs to step `t`, sequence `b`;
+/// `states` has one more step in front: the initial state.
+#[derive(Debug)]
+struct Workspace<F: Float, C: Cell<F>> {
+    seq_len: usize,
+    batch: usize,
+    states: Array2<F>,
+    caches: Vec<C::Cache>,
+    cache_batch: usize,
+    hidden: Array2<F>,
+    logits: Array2<F>,
+    d_logits: Array2<F>,
+    row_loss: Array1<F>,
+    d_hidden: Array2<F>,
+    stack: Array2<F>,
+    stack_prev: Array2<F>,
+    passes: Vec<Pass>,
+    live: VecDeque<usize>,
+}
+
+impl<F: Float, C: Cell<F>> Default for Workspace<F, C> {
+    fn default() -> Self {
+        Workspace {
+            seq_len: 0,
+            batch: 0,
+            states: Array2::zeros((0, 0)),
+            caches: Vec::new(),
+            cache_batch: 0,
+            hidden: Array2::zeros((0, 0)),
+            logits: Array2::zeros((0, 0)),
+            d_logits: Array2::zeros((0, 0)),
+            row_loss: Array1::zeros(0),
+            d_hidden: Array2::zeros((0, 0)),
+            stack: Array2::zeros((0, 0)),
+            stack_prev: Array2::zeros((0, 0)),
+            passes: Vec::new(),
+            live: VecDeque::new(),
+        }
+    }
+}
+
+/// Makes `a` hold at least `rows` rows of exactly `cols` columns, reallocating only when it
+/// is too small. Callers use the first `rows` rows.
+fn ensure<F: Float>(a: &mut Array2<F>, rows: usize, cols: usize) {
+    if a.nrows() < rows || a.ncols() != cols {
+        *a = Array2::zeros((rows.max(a.nrows()), cols));
+    }
+}
+
+impl<F: Float, C: Cell<F>> Bptt<F, C> {
+    /// An engine with the given truncation scheme and loss reduction.
+    pub fn new(truncation: Truncation, reduction: Reduction) -> Self {
+        Bptt {
+            truncation,
+            reduction,
+            ws: Workspace::default(),
+        }
+    }
+
+    /// The truncation scheme.
+    pub fn truncation(&self) -> Truncation {
+        self.truncation
+    }
+
+    /// The loss reduction.
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    /// Runs the cell over `inputs` from `initial` (zeros when `None`), keeping every step's
+    /// state and cache for a backward pass or for inspection with [`Bptt::states`].
+    ///
+    /// # Errors
+    /// Empty batches, shape mismatches, token ids out of range.
+    pub fn forward(
+        &mut self,
+        model: &Model<F, C>,
+        inputs: SeqInput<'_, F>,
+        initial: Option<ArrayView2<'_, F>>,
+    ) -> Result<()> {
+        model.check()?;
+        let cell = model.cell();
+        inputs.check(cell.input_size())?;
+        let (seq_len, batch) = (inputs.seq_len(), inputs.batch());
+        self.prepare(cell, seq_len, batch, initial)?;
+        self.forward_steps(cell, inputs, 0, seq_len)?;
+        self.ws.seq_len = seq_len;
+        self.ws.batch = batch;
+        Ok(())
+    }
+
+    /// Sizes the state and cache buffers for `steps` steps of `batch` sequences and writes
+    /// the initial state.
+    fn prepare(
+        &mut self,
+        cell: &C,
+        steps: usize,
+        batch: usize,
+        initial: Option<ArrayView2<'_, F>>,
+    ) -> Result<()> {
+        let width = cell.state_size();
+        let ws = &mut self.ws;
+        ensure(&mut ws.states, (steps + 1) * batch, width);
+        let mut first = ws.states.slice_mut(s![..batch, ..]);
+        match initial {
+            Some(h0) if h0.dim() == (batch, width) => first.assign(&h0),
+            Some(h0) => return Err(Error::shape("initial state", &[batch, width], h0.shape())),
+            None => first.fill(F::zero()),
+        }
+        if ws.cache_batch != batch {
+            ws.caches.clear();
+            ws.cache_batch = batch;
+        }
+        while ws.caches.len() < steps {
+            ws.caches.push(cell.new_cache(batch));
+        }
+        Ok(())
+    }
+
+    /// The states of the last [`Bptt::forward`]: `[(seq_len + 1)·batch, state_size]`, the
+    /// initial state first, row `(t + 1)·batch + b` after step `t` of sequence `b`.
+    pub fn states(&self) -> ArrayView2<'_, F> {
+        let ws = &self.ws;
+        ws.states.slice(s![..(ws.seq_len + 1) * ws.batch, ..])
+    }
+
+    /// The state after the last step of the last forward pass, `[batch, state_size]`: pass
+    /// it as `initial` to carry the state into the next batch.
+    pub fn final_state(&self) -> ArrayView2<'_, F> {
+        let ws = &self.ws;
+        ws.states
+            .slice(s![ws.seq_len * ws.batch..(ws.seq_len + 1) * ws.batch, ..])
+    }
+
+    /// Forward pass and loss, no gradient.
+    ///
+    /// # Errors
+    /// As [`Bptt::forward`], plus target shape errors from the loss.
+    pub fn evaluate(
+        &mut self,
+        model: &Model<F, C>,
+        loss: &dyn Loss<F>,
+        batch: SeqBatch<'_, F>,
+        initial: Option<ArrayView2<'_, F>>,
+    ) -> Result<LossReport> {
+        self.forward(model, batch.inputs, initial)?;
+        let steps = Steps::whole(self.ws.seq_len);
+        batch
+            .targets
+            .check(steps.to, self.ws.batch, model.readout().output_size())?;
+        self.outputs(model, loss, batch.targets, steps, None)
+    }
+
+    /// Forward pass, loss and truncated backward pass; *adds* the gradient to `grads`.
+    ///
+    /// # Errors
+    /// As [`Bptt::evaluate`]; [`Error::LayoutMismatch`] when `grads` does not fit the model.
+    pub fn accumulate(
+        &mut self,
+        model: &Model<F, C>,
+        loss: &dyn Loss<F>,
+        batch: SeqBatch<'_, F>,
+        initial: Option<ArrayView2<'_, F>>,
+        grads: &mut Gradients<F, C>,
+    ) -> Result<LossReport> {
+        recur_core::params::check_same_layout(model, grads)?;
+        self.forward(model, batch.inputs, initial)?;
+        let steps = Steps::whole(self.ws.seq_len);
+        batch
+            .targets
+            .check(steps.to, self.ws.batch, model.readout().output_size())?;
+        self.truncation.passes(steps.to, &mut self.ws.passes);
+        let report = self.outputs(model, loss, batch.targets, steps, Some(&mut grads.readout))?;
+        self.sweep(model.cell(), batch.inputs, steps.from, &mut grads.cell)?;
+        Ok(report)
+    }
+
+    /// Streaming training over one long batch of sequences: every `stride` steps,
+    /// back-propagates through the last `window` steps and calls `update` with the
+    /// accumulated gradient (which it must apply and zero), carrying the state forward.
+    /// Only the last `window` steps are kept, so memory does not grow with the length.
+    ///
+    /// Returns the final state.
+    pub(crate) fn stream(
+        &mut self,
+        model: &mut Model<F, C>,
+        loss: &dyn Loss<F>,
+        batch: SeqBatch<'_, F>,
+        initial: Option<ArrayView2<'_, F>>,
+        grads: &mut Gradients<F, C>,
+        update: &mut dyn FnMut(&mut Model<F, C>, &mut Gradients<F, C>, LossReport) -> Result<()>,
+    ) -> Result<Array2<F>> {
+        let (Some(window), Some(stride)) = (self.truncation.window(), self.truncation.stride())
+        else {
+            return Err(Error::config(
+                "truncation",
+                "streaming needs a scheme with a stride (chunked, per-output or bptt:H:H')",
+            ));
+        };
+        model.check()?;
+        recur_core::params::check_same_layout(&*model, grads)?;
+        let inputs = batch.inputs;
+        inputs.check(model.cell().input_size())?;
+        let (total, b) = (inputs.seq_len(), inputs.batch());
+        batch
+            .targets
+            .check(total, b, model.readout().output_size())?;
+        self.prepare(model.cell(), window, b, initial)?;
+        // The window holds global steps first..done.
+        let (mut first, mut done) = (0, 0);
+        while done < total {
+            let new = stride.min(total - done);
+            let keep_from = (done + new).saturating_sub(window).max(first);
+            self.slide(keep_from - first, done - first, b);
+            first = keep_from;
+            let local = |g: usize| g - first;
+            let view = window_input(inputs, first, done + new);
+            self.forward_steps(model.cell(), view, local(done), local(done + new))?;
+            self.ws.seq_len = local(done + new);
+            self.ws.batch = b;
+            self.ws.passes.clear();
+            self.ws.passes.push(Pass {
+                start: 0,
+                end: local(done + new) - 1,
+            });
+            let steps = Steps {
+                from: local(done),
+                to: local(done + new),
+                target_from: done,
+            };
+            let report =
+                self.outputs(model, loss, batch.targets, steps, Some(&mut grads.readout))?;
+            self.sweep(model.cell(), view, steps.from, &mut grads.cell)?;
+            update(model, grads, report)?;
+            done += new;
+        }
+        Ok(self.final_state().to_owned())
+    }
+
+    /// Drops the `drop` oldest of the `kept` cached steps of the streaming window.
+    fn slide(&mut self, drop: usize, kept: usize, b: usize) {
+        if drop == 0 {
+            return;
+        }
+        let ws = &mut self.ws;
+        let width = ws.states.ncols();
+        let flat = ws
+            .states
+            .as_slice_mut()
+            .expect("workspace arrays are standard layout");
+        flat.copy_within(drop * b * width..(kept + 1) * b * width, 0);
+        ws.caches[..kept].rotate_left(drop);
+    }
+
+    /// Runs steps `from..to` (local indices into `inputs` and the workspace).
+    fn forward_steps(
+        &mut self,
+        cell: &C,
+        inputs: SeqInput<'_, F>,
+        from: usize,
+        to: usize,
+    ) -> Result<()> {
+        let ws = &mut self.ws;
+        let b = inputs.batch();
+        for t in from..to {
+            let (done, rest) = ws.states.view_mut().split_at(Axis(0), (t + 1) * b);
+            let prev = done.slice_move(s![t * b.., ..]);
+            let next = rest.slice_move(s![..b, ..]);
+            cell.forward(inputs.step(t), prev.view(), next, &mut ws.caches[t])?;
+        }
+        Ok(())
+    }
+
+    /// Readout and loss over the workspace's steps `steps.from..steps.to`; with `grads`,
+    /// also the readout's backward pass, leaving `∂L/∂h_t` from the outputs in `d_hidden`
+    /// (row `(t − steps.from)·batch + b`).
+    fn outputs(
+        &mut self,
+        model: &Model<F, C>,
+        loss: &dyn Loss<F>,
+        targets: SeqTargets<'_, F>,
+        steps: Steps,
+        grads: Option<&mut recur_cell::LinearParams<F>>,
+    ) -> Result<LossReport> {
+        let (cell, readout) = (model.cell(), model.readout());
+        let ws = &mut self.ws;
+        let b = ws.batch;
+        let rows = (steps.to - steps.from) * b;
+        let state_rows = s![(steps.from + 1) * b..(steps.to + 1) * b, ..];
+        let hidden = if cell.state_size() == cell.hidden_size() {
+            ws.states.slice(state_rows)
+        } else {
+            ensure(&mut ws.hidden, rows, cell.hidden_size());
+            let states = ws.states.slice(state_rows);
+            ws.hidden
+                .slice_mut(s![..rows, ..])
+                .assign(&cell.hidden(states));
+            ws.hidden.slice(s![..rows, ..])
+        };
+        let outputs = readout.output_size();
+        ensure(&mut ws.logits, rows, outputs);
+        if ws.row_loss.len() < rows {
+            ws.row_loss = Array1::zeros(rows);
+        }
+        readout.forward(hidden, ws.logits.slice_mut(s![..rows, ..]))?;
+        let logits = ws.logits.slice(s![..rows, ..]);
+        let row_loss = ws.row_loss.slice_mut(s![..rows]);
+        let (t0, t1) = (steps.target_from, steps.target_from + steps.to - steps.from);
+        let target_rows = targets.rows(t0, t1);
+        let counted = targets.counted(t0, t1);
+        let report = |row_loss: &Array1<F>| LossReport {
+            total: row_loss
+                .slice(s![..rows])
+                .iter()
+                .map(|v| v.to_f64_lossless())
+                .sum(),
+            counted,
+        };
+        let Some(grads) = grads else {
+            loss.evaluate(logits, target_rows, row_loss, None, F::one())?;
+            return Ok(report(&ws.row_loss));
+        };
+        // Outputs that precede their pass's window (only `last(k)` has any) get no
+        // gradient; the gradient scale counts only the rows that do.
+        let excluded = excluded_steps(&ws.passes, steps.from);
+        let excluded_rows: usize = excluded
+            .clone()
+            .map(|(a, z)| targets.counted(a - steps.from + t0, z - steps.from + t0))
+            .sum();
+        let scale = self.reduction.scale::<F>(counted - excluded_rows);
+        ensure(&mut ws.d_logits, rows, outputs);
+        let mut d_logits = ws.d_logits.slice_mut(s![..rows, ..]);
+        loss.evaluate(
+            logits,
+            target_rows,
+            row_loss,
+            Some(d_logits.view_mut()),
+            scale,
+        )?;
+        for (a, z) in excluded {
+            d_logits
+                .slice_mut(s![(a - steps.from) * b..(z - steps.from) * b, ..])
+                .fill(F::zero());
+        }
+        ensure(&mut ws.d_hidden, rows, cell.hidden_size());
+        readout.backward(
+            hidden,
+            d_logits.view(),
+            ws.d_hidden.slice_mut(s![..rows, ..]),
+            grads,
+        )?;
+        Ok(report(&ws.row_loss))
+    }
+
+    /// The backward sweep over the recurrence (see the type's docs). `d_hidden` row
+    /// `(t − inject_from)·batch + b` is injected at step `t ≥ inject_from`.
+    fn sweep(
+        &mut self,
+        cell: &C,
+        inputs: SeqInput<'_, F>,
+        inject_from: usize,
+        grads: &mut C::Params,
+    ) -> Result<()> {
+        let ws = &mut self.ws;
+        let (seq_len, b) = (ws.seq_len, ws.batch);
+        let (width, hidden) = (cell.state_size(), cell.hidden_size());
+        let max_blocks = self.truncation.max_live(seq_len);
+        ensure(&mut ws.stack, max_blocks * b, width);
+        ensure(&mut ws.stack_prev, max_blocks * b, width);
+        ws.live.clear();
+        let mut pending = ws.passes.len();
+        let mut n = 0;
+        for t in (0..seq_len).rev() {
+            while pending > 0 && ws.passes[pending - 1].end == t {
+                pending -= 1;
+                ws.live.push_back(ws.passes[pending].start);
+                ws.stack
+                    .slice_mut(s![n * b..(n + 1) * b, ..])
+                    .fill(F::zero());
+                n += 1;
+            }
+            if n == 0 {
+                continue;
+            }
+            if t >= inject_from {
+                // Output t belongs to the newest live pass: the one with the smallest end ≥ t.
+                let r = t - inject_from;
+                let mut newest = ws.stack.slice_mut(s![(n - 1) * b..n * b, ..hidden]);
+                newest += &ws.d_hidden.slice(s![r * b..(r + 1) * b, ..]);
+            }
+            cell.backward_stacked(
+                inputs.step(t),
+                ws.states.slice(s![t * b..(t + 1) * b, ..]),
+                ws.states.slice(s![(t + 1) * b..(t + 2) * b, ..]),
+                &ws.caches[t],
+                ws.stack.slice_mut(s![..n * b, ..]),
+                ws.stack_prev.slice_mut(s![..n * b, ..]),
+                grads,
+            )?;
+            let mut expired = 0;
+            while ws.live.front() == Some(&t) {
+                ws.live.pop_front();
+                expired += 1;
+            }
+            if expired == 0 {
+                std::mem::swap(&mut ws.stack, &mut ws.stack_prev);
+            } else {
+                n -= expired;
+                ws.stack
+                    .slice_mut(s![..n * b, ..])
+                    .assign(&ws.stack_prev.slice(s![expired * b..(expired + n) * b, ..]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A range of workspace steps whose outputs are computed, and where their targets start.
+#[derive(Debug, Clone, Copy)]
+struct Steps {
+    from: usize,
+    to: usize,
+    target_from: usize,
+}
+
+impl Steps {
+    fn whole(seq_len: usize) -> Self {
+        Steps {
+            from: 0,
+            to: seq_len,
+            target_from: 0,
+        }
+    }
+}
+
+/// The step ranges `[a, z)` (at or after `from`) whose outputs no pass injects: those
+/// between the previous pass's end and a pass's window start.
+fn excluded_steps(
+    passes: &[Pass],
+    from: usize,
+) -> impl Iterator<Item = (usize, usize)> + Clone + '_ {
+    passes.iter().enumerate().filter_map(move |(i, p)| {
+        let a = if i == 0 { 0 } else { passes[i - 1].end + 1 }.max(from);
+        (p.start > a).then_some((a, p.start))
+    })
+}
+
+/// Steps `from..to` of `inputs`, as a view.
+fn window_input<F: Float>(inputs: SeqInput<'_, F>, from: usize, to: usize) -> SeqInput<'_, F> {
+    match inputs {
+        SeqInput::Tokens(ids) => SeqInput::Tokens(ids.slice_move(s![from..to, ..])),
+        SeqInput::Dense(x) => SeqInput::Dense(x.slice_move(s![from..to, .., ..])),
+    }
+}

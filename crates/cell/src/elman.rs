@@ -1,0 +1,566 @@
+//! The Elman cell `h_t = f(x_t·W_xh + h_{t−1}·W_hh + b_h)`, generic over `f`.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use rand::Rng;
+use recur_core::activation::Activation;
+use recur_core::params::{zero_rows, RowSet};
+use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
+use serde::{Deserialize, Serialize};
+
+use crate::cell::check_stack;
+use crate::{Cell, Init};
+
+/// Parameters (or gradients) of an [`Elman`] cell.
+///
+/// Weights are stored input-major, so a batch of row vectors multiplies on the right
+/// (`x·W_xh`) and a token's input weights are one contiguous row. In the language-model
+/// tutorial's notation `U = W_xhᵀ` and `W = W_hhᵀ`.
+///
+/// Slot order: `w_xh`, `w_hh`, then `b_h` when the cell has a bias.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ElmanParams<F> {
+    /// Input weights, `[input_size, hidden_size]`.
+    pub w_xh: Array2<F>,
+    /// Recurrent weights, `[hidden_size, hidden_size]`: `h_{t−1}·w_hh`.
+    pub w_hh: Array2<F>,
+    /// Hidden bias, `[hidden_size]`, if the cell has one.
+    pub b_h: Option<Array1<F>>,
+    /// For a gradient: the rows of `w_xh` touched by token inputs since the last zeroing
+    /// (`None`: dense). Lets optimizers and zeroing skip the untouched rows of a large
+    /// vocabulary.
+    #[serde(skip)]
+    touched: Option<RowSet>,
+}
+
+impl<F: Float> ElmanParams<F> {
+    /// Parameters from explicit weights, checked for consistent shapes.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `w_hh` is not square, or `w_xh`/`b_h` do not have
+    /// `hidden_size` columns/entries; [`Error::InvalidConfig`] when a size is zero.
+    pub fn new(w_xh: Array2<F>, w_hh: Array2<F>, b_h: Option<Array1<F>>) -> Result<Self> {
+        let hidden = w_hh.nrows();
+        if hidden == 0 || w_xh.nrows() == 0 {
+            return Err(Error::config(
+                "hidden_size/input_size",
+                "must be at least 1",
+            ));
+        }
+        if w_hh.ncols() != hidden {
+            return Err(Error::shape(
+                "ElmanParams::new w_hh",
+                &[hidden, hidden],
+                w_hh.shape(),
+            ));
+        }
+        if w_xh.ncols() != hidden {
+            return Err(Error::shape(
+                "ElmanParams::new w_xh",
+                &[w_xh.nrows(), hidden],
+                w_xh.shape(),
+            ));
+        }
+        if let Some(b) = &b_h {
+            if b.len() != hidden {
+                return Err(Error::shape("ElmanParams::new b_h", &[hidden], b.shape()));
+            }
+        }
+        Ok(ElmanParams {
+            w_xh,
+            w_hh,
+            b_h,
+            touched: None,
+        })
+    }
+
+    fn zeros_like(&self) -> Self {
+        ElmanParams {
+            w_xh: Array2::zeros(self.w_xh.raw_dim()),
+            w_hh: Array2::zeros(self.w_hh.raw_dim()),
+            b_h: self.b_h.as_ref().map(|b| Array1::zeros(b.raw_dim())),
+            touched: Some(RowSet::default()),
+        }
+    }
+}
+
+impl<F: Float> ParamSet<F> for ElmanParams<F> {
+    fn slot_count(&self) -> usize {
+        2 + usize::from(self.b_h.is_some())
+    }
+
+    fn slot(&self, index: usize) -> Slot<'_, F> {
+        let (name, value, rows) = match (index, &self.b_h) {
+            (0, _) => (
+                "w_xh",
+                self.w_xh.view().into_dyn(),
+                self.touched.as_ref().map(RowSet::rows),
+            ),
+            (1, _) => ("w_hh", self.w_hh.view().into_dyn(), None),
+            (2, Some(b)) => ("b_h", b.view().into_dyn(), None),
+            _ => panic!("ElmanParams has no slot {index}"),
+        };
+        Slot { name, value, rows }
+    }
+
+    fn slot_mut(&mut self, index: usize) -> SlotMut<'_, F> {
+        match (index, &mut self.b_h) {
+            (0, _) => SlotMut {
+                name: "w_xh",
+                value: self.w_xh.view_mut().into_dyn(),
+            },
+            (1, _) => SlotMut {
+                name: "w_hh",
+                value: self.w_hh.view_mut().into_dyn(),
+            },
+            (2, Some(b)) => SlotMut {
+                name: "b_h",
+                value: b.view_mut().into_dyn(),
+            },
+            _ => panic!("ElmanParams has no slot {index}"),
+        }
+    }
+
+    fn zero(&mut self) {
+        zero_rows(&mut self.w_xh, self.touched.as_ref().map(RowSet::rows));
+        if let Some(t) = &mut self.touched {
+            t.clear();
+        }
+        self.w_hh.fill(F::zero());
+        if let Some(b) = &mut self.b_h {
+            b.fill(F::zero());
+        }
+    }
+}
+
+/// Sizes and options of an [`Elman`] cell; [`ElmanConfig::init`] builds one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ElmanConfig {
+    /// Input features, or vocabulary size for token inputs.
+    pub input_size: usize,
+    /// Hidden units.
+    pub hidden_size: usize,
+    /// Whether the cell has a bias `b_h` (the two classic tutorials have none).
+    pub bias: bool,
+    /// Initialisation of `w_xh` and `w_hh` (the bias starts at zero).
+    pub init: Init,
+}
+
+impl ElmanConfig {
+    /// A configuration without bias and with [`Init::UniformFanIn`].
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        ElmanConfig {
+            input_size,
+            hidden_size,
+            bias: false,
+            init: Init::UniformFanIn,
+        }
+    }
+
+    /// Sets whether the cell has a bias.
+    pub fn with_bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    /// Sets the initialisation.
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Draws the weights from `rng` and builds the cell.
+    ///
+    /// `w_xh` is drawn first, then `w_hh`, so a seed gives the same weights every run.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero size or an invalid initialisation.
+    pub fn init<F: Float, A: Activation<F>>(
+        &self,
+        activation: A,
+        rng: &mut (impl Rng + ?Sized),
+    ) -> Result<Elman<F, A>> {
+        if self.input_size == 0 || self.hidden_size == 0 {
+            return Err(Error::config(
+                "ElmanConfig",
+                format!(
+                    "input_size ({}) and hidden_size ({}) must be at least 1",
+                    self.input_size, self.hidden_size
+                ),
+            ));
+        }
+        let w_xh = self.init.matrix(self.input_size, self.hidden_size, rng)?;
+        let w_hh = self.init.matrix(self.hidden_size, self.hidden_size, rng)?;
+        let b_h = self.bias.then(|| Array1::zeros(self.hidden_size));
+        Elman::from_params(ElmanParams::new(w_xh, w_hh, b_h)?, activation)
+    }
+}
+
+/// The Elman (simple recurrent) cell `h_t = f(x_t·W_xh + h_{t−1}·W_hh + b_h)`.
+///
+/// Generic over the activation `f`: `Elman<F, Tanh>` is the language model's cell,
+/// `Elman<F, Sigmoid>` the binary-addition cell, and a user's own [`Activation`] works the
+/// same way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Elman<F, A> {
+    params: ElmanParams<F>,
+    activation: A,
+}
+
+/// What an [`Elman`] step keeps for its backward pass beyond `x`, `h_{t−1}` and `h_t`:
+/// the pre-activation, and only when the activation's derivative needs it.
+#[derive(Debug, Clone)]
+pub struct ElmanCache<F> {
+    pre_activation: Option<Array2<F>>,
+}
+
+impl<F: Float, A: Activation<F>> Elman<F, A> {
+    /// A cell from explicit parameters (e.g. the tutorial's `U`, `W` transposed).
+    ///
+    /// # Errors
+    /// As [`ElmanParams::new`] (re-checked here, since the fields are public).
+    pub fn from_params(params: ElmanParams<F>, activation: A) -> Result<Self> {
+        let params = ElmanParams::new(params.w_xh, params.w_hh, params.b_h)?;
+        Ok(Elman { params, activation })
+    }
+
+    /// The activation.
+    pub fn activation(&self) -> &A {
+        &self.activation
+    }
+
+    /// `dz = d_h ⊙ f'(z)` in place, for one block of rows aligned with `h` (and `z`).
+    fn activation_backward(
+        &self,
+        h: ArrayView2<'_, F>,
+        z: Option<&Array2<F>>,
+        mut d_h: ArrayViewMut2<'_, F>,
+    ) {
+        let act = &self.activation;
+        match z {
+            Some(z) => Zip::from(&mut d_h)
+                .and(z)
+                .and(h)
+                .for_each(|d, &z, &y| *d *= act.derivative(z, y)),
+            None => Zip::from(&mut d_h)
+                .and(h)
+                .for_each(|d, &y| *d *= act.derivative(y, y)),
+        }
+    }
+
+    /// Adds the parameter gradients of one block `dz = ∂L/∂z_t` (rows aligned with `x`).
+    fn accumulate_grads(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        dz: ArrayView2<'_, F>,
+        grads: &mut ElmanParams<F>,
+    ) {
+        let one = F::one();
+        general_mat_mul(one, &prev.t(), &dz, one, &mut grads.w_hh);
+        match x {
+            Input::Dense(x) => {
+                general_mat_mul(one, &x.t(), &dz, one, &mut grads.w_xh);
+                // A dense input touches every row.
+                grads.touched = None;
+            }
+            Input::Tokens(ids) => {
+                for (&id, dz_row) in ids.iter().zip(dz.rows()) {
+                    let mut row = grads.w_xh.row_mut(id);
+                    row += &dz_row;
+                    if let Some(t) = &mut grads.touched {
+                        t.insert(id);
+                    }
+                }
+            }
+        }
+        if let Some(b) = &mut grads.b_h {
+            for dz_row in dz.rows() {
+                *b += &dz_row;
+            }
+        }
+    }
+
+    fn check_step(
+        &self,
+        op: &'static str,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayView2<'_, F>,
+    ) -> Result<usize> {
+        let batch = x.batch();
+        x.check(op, batch, self.input_size())?;
+        let expected = [batch, self.hidden_size()];
+        for dim in [prev.dim(), next.dim()] {
+            if dim != (batch, self.hidden_size()) {
+                return Err(Error::shape(op, &expected, &[dim.0, dim.1]));
+            }
+        }
+        Ok(batch)
+    }
+}
+
+impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
+    type Params = ElmanParams<F>;
+    type Cache = ElmanCache<F>;
+
+    fn input_size(&self) -> usize {
+        self.params.w_xh.nrows()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.params.w_hh.nrows()
+    }
+
+    fn params(&self) -> &ElmanParams<F> {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut ElmanParams<F> {
+        &mut self.params
+    }
+
+    fn zero_grads(&self) -> ElmanParams<F> {
+        self.params.zeros_like()
+    }
+
+    fn new_cache(&self, batch: usize) -> ElmanCache<F> {
+        ElmanCache {
+            pre_activation: self
+                .activation
+                .needs_input()
+                .then(|| Array2::zeros((batch, self.hidden_size()))),
+        }
+    }
+
+    fn forward(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        mut next: ArrayViewMut2<'_, F>,
+        cache: &mut ElmanCache<F>,
+    ) -> Result<()> {
+        self.check_step("Elman::forward", x, prev, next.view())?;
+        let p = &self.params;
+        let one = F::one();
+        match x {
+            Input::Dense(x) => {
+                general_mat_mul(one, &x, &p.w_xh, F::zero(), &mut next);
+                general_mat_mul(one, &prev, &p.w_hh, one, &mut next);
+            }
+            Input::Tokens(ids) => {
+                general_mat_mul(one, &prev, &p.w_hh, F::zero(), &mut next);
+                // The one-hot product x·W_xh is a row lookup.
+                for (&id, mut row) in ids.iter().zip(next.rows_mut()) {
+                    row += &p.w_xh.row(id);
+                }
+            }
+        }
+        if let Some(b) = &p.b_h {
+            next += b;
+        }
+        if let Some(z) = &mut cache.pre_activation {
+            if z.dim() != next.dim() {
+                return Err(Error::shape(
+                    "Elman::forward cache",
+                    next.shape(),
+                    z.shape(),
+                ));
+            }
+            z.assign(&next);
+        }
+        let act = &self.activation;
+        next.mapv_inplace(|z| act.apply(z));
+        Ok(())
+    }
+
+    fn backward(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayView2<'_, F>,
+        cache: &ElmanCache<F>,
+        mut d_next: ArrayViewMut2<'_, F>,
+        mut d_prev: ArrayViewMut2<'_, F>,
+        grads: &mut ElmanParams<F>,
+    ) -> Result<()> {
+        self.check_step("Elman::backward", x, prev, next)?;
+        check_stack("Elman::backward", x.batch(), d_next.view(), d_prev.view())?;
+        if d_next.nrows() != x.batch() {
+            return Err(Error::shape(
+                "Elman::backward",
+                next.shape(),
+                d_next.shape(),
+            ));
+        }
+        self.activation_backward(next, cache.pre_activation.as_ref(), d_next.view_mut());
+        general_mat_mul(
+            F::one(),
+            &d_next,
+            &self.params.w_hh.t(),
+            F::zero(),
+            &mut d_prev,
+        );
+        self.accumulate_grads(x, prev, d_next.view(), grads);
+        Ok(())
+    }
+
+    /// One matrix product for all blocks: `d_prev = dz·W_hhᵀ` over the stacked rows, and
+    /// the parameter gradients from the blocks' sum (the step is linear in `d_next`).
+    fn backward_stacked(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayView2<'_, F>,
+        cache: &ElmanCache<F>,
+        mut d_next: ArrayViewMut2<'_, F>,
+        mut d_prev: ArrayViewMut2<'_, F>,
+        grads: &mut ElmanParams<F>,
+    ) -> Result<()> {
+        let batch = self.check_step("Elman::backward_stacked", x, prev, next)?;
+        check_stack(
+            "Elman::backward_stacked",
+            batch,
+            d_next.view(),
+            d_prev.view(),
+        )?;
+        let z = cache.pre_activation.as_ref();
+        for block in d_next.axis_chunks_iter_mut(Axis(0), batch) {
+            self.activation_backward(next, z, block);
+        }
+        general_mat_mul(
+            F::one(),
+            &d_next,
+            &self.params.w_hh.t(),
+            F::zero(),
+            &mut d_prev,
+        );
+        // Sum the blocks into the first (d_next is scratch), then one gradient update.
+        let (mut first, rest) = d_next.view_mut().split_at(Axis(0), batch);
+        for block in rest.axis_chunks_iter(Axis(0), batch) {
+            first += &block;
+        }
+        self.accumulate_grads(x, prev, first.view(), grads);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Sigmoid, Tanh};
+    use ndarray::array;
+    use rand::{rngs::StdRng, SeedableRng};
+    use recur_core::params;
+
+    fn cell<A: Activation<f64>>(act: A, bias: bool) -> Elman<f64, A> {
+        ElmanConfig::new(5, 3)
+            .with_bias(bias)
+            .init(act, &mut StdRng::seed_from_u64(7))
+            .unwrap()
+    }
+
+    #[test]
+    fn token_forward_equals_dense_one_hot_forward() {
+        let c = cell(Tanh, true);
+        let prev = array![[0.1, -0.2, 0.3], [0.0, 0.5, -0.5]];
+        let mut one_hot = Array2::zeros((2, 5));
+        one_hot[[0, 4]] = 1.0;
+        one_hot[[1, 1]] = 1.0;
+        let (mut a, mut b) = (Array2::zeros((2, 3)), Array2::zeros((2, 3)));
+        let mut cache = c.new_cache(2);
+        c.forward(
+            Input::Tokens(&[4, 1]),
+            prev.view(),
+            a.view_mut(),
+            &mut cache,
+        )
+        .unwrap();
+        c.forward(
+            Input::Dense(one_hot.view()),
+            prev.view(),
+            b.view_mut(),
+            &mut cache,
+        )
+        .unwrap();
+        assert!((&a - &b).iter().all(|d| d.abs() < 1e-15));
+    }
+
+    #[test]
+    fn stacked_backward_equals_block_by_block() {
+        let c = cell(Sigmoid, true);
+        let x = [2usize, 0];
+        let prev = array![[0.1, -0.2, 0.3], [0.0, 0.5, -0.5]];
+        let mut next = Array2::zeros((2, 3));
+        let mut cache = c.new_cache(2);
+        c.forward(Input::Tokens(&x), prev.view(), next.view_mut(), &mut cache)
+            .unwrap();
+        let d = Array2::from_shape_fn((6, 3), |(i, j)| (i as f64 - 2.5) * 0.3 + j as f64);
+        let (mut fast, mut slow) = (c.zero_grads(), c.zero_grads());
+        let (mut dp_fast, mut dp_slow) = (Array2::zeros((6, 3)), Array2::zeros((6, 3)));
+        let args = (Input::Tokens(&x), prev.view(), next.view());
+        c.backward_stacked(
+            args.0,
+            args.1,
+            args.2,
+            &cache,
+            d.clone().view_mut(),
+            dp_fast.view_mut(),
+            &mut fast,
+        )
+        .unwrap();
+        for (i, block) in d.axis_chunks_iter(Axis(0), 2).enumerate() {
+            let mut dn = block.to_owned();
+            let dp = dp_slow.slice_mut(ndarray::s![2 * i..2 * i + 2, ..]);
+            c.backward(args.0, args.1, args.2, &cache, dn.view_mut(), dp, &mut slow)
+                .unwrap();
+        }
+        assert!(params::max_abs_diff(&fast, &slow).unwrap() < 1e-14);
+        assert!((&dp_fast - &dp_slow).iter().all(|v| v.abs() < 1e-14));
+        assert_eq!(fast.slot(0).rows, Some(&[2usize, 0][..]));
+    }
+
+    #[test]
+    fn sparse_zeroing_clears_only_touched_rows_and_resets() {
+        let c = cell(Tanh, false);
+        let mut g = c.zero_grads();
+        g.w_xh.row_mut(3).fill(1.0);
+        g.touched.as_mut().unwrap().insert(3);
+        g.zero();
+        assert!(g.w_xh.iter().all(|v| *v == 0.0));
+        assert_eq!(g.slot(0).rows, Some(&[][..]));
+        assert_eq!(c.params().slot(0).rows, None);
+    }
+
+    #[test]
+    fn bad_shapes_and_tokens_are_errors_not_panics() {
+        let c = cell(Tanh, false);
+        let prev = Array2::zeros((2, 3));
+        let mut next = Array2::zeros((2, 3));
+        let mut cache = c.new_cache(2);
+        let bad_token = c.forward(
+            Input::Tokens(&[0, 5]),
+            prev.view(),
+            next.view_mut(),
+            &mut cache,
+        );
+        assert!(matches!(
+            bad_token,
+            Err(Error::TokenOutOfRange { token: 5, .. })
+        ));
+        let mut wrong = Array2::zeros((2, 4));
+        let bad_shape = c.forward(
+            Input::Tokens(&[0, 1]),
+            prev.view(),
+            wrong.view_mut(),
+            &mut cache,
+        );
+        assert!(matches!(bad_shape, Err(Error::ShapeMismatch { .. })));
+        assert!(ElmanConfig::new(0, 3)
+            .init::<f64, _>(Tanh, &mut StdRng::seed_from_u64(0))
+            .is_err());
+        let not_square =
+            ElmanParams::new(Array2::<f64>::zeros((2, 3)), Array2::zeros((3, 2)), None);
+        assert!(not_square.is_err());
+    }
+}
