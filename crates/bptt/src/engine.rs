@@ -193,6 +193,25 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
             .slice(s![ws.seq_len * ws.batch..(ws.seq_len + 1) * ws.batch, ..])
     }
 
+    /// Bytes held by the workspace's numeric buffers (states, outputs, gradient stacks).
+    /// While streaming it depends on the window, not on the length of the text.
+    pub fn workspace_bytes(&self) -> usize {
+        let ws = &self.ws;
+        let arrays = [
+            &ws.states,
+            &ws.hidden,
+            &ws.logits,
+            &ws.d_logits,
+            &ws.d_hidden,
+            &ws.stack,
+            &ws.stack_prev,
+        ];
+        let values: usize = arrays.iter().map(|a| a.len()).sum::<usize>() + ws.row_loss.len();
+        values * std::mem::size_of::<F>()
+            + ws.caches.len() * std::mem::size_of::<C::Cache>()
+            + ws.passes.capacity() * std::mem::size_of::<Pass>()
+    }
+
     /// Forward pass and loss, no gradient.
     ///
     /// # Errors
@@ -271,7 +290,8 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         let (mut first, mut done) = (0, 0);
         while done < total {
             let new = stride.min(total - done);
-            let keep_from = (done + new).saturating_sub(window).max(first);
+            // As in `Truncation::passes`: a short last segment keeps the stride grid.
+            let keep_from = (done + stride).saturating_sub(window).max(first);
             self.slide(keep_from - first, done - first, b);
             first = keep_from;
             let local = |g: usize| g - first;

@@ -5,10 +5,12 @@ mod engine;
 mod gradcheck;
 mod model;
 mod sequence;
+mod trainer;
 mod truncation;
 
 pub use engine::{Bptt, LossReport};
 pub use gradcheck::{gradient_check, GradCheckReport, SlotCheck};
 pub use model::{Gradients, Model, Predictor};
 pub use sequence::{SeqBatch, SeqInput, SeqTargets};
+pub use trainer::{Trainer, UpdateReport};
 pub use truncation::Truncation;

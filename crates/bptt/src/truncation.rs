@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 /// | [`Truncation::new`]`(h, h′)` | h | h′ | the general scheme, `h ≥ h′` |
 ///
 /// When the sequence length is not a multiple of the stride, a last backward pass runs at
-/// the final step with the same window.
+/// the final step, reaching back as far as a pass at the next multiple of the stride would
+/// (so the passes of `chunked(k)` cut the sequence at multiples of k).
 ///
 /// ```
 /// use recur_bptt::Truncation;
@@ -126,7 +127,9 @@ impl Truncation {
         if seq_len == 0 {
             return;
         }
-        let window = self.window.unwrap_or(seq_len).min(seq_len);
+        // Not clipped to the length: a remainder pass's window is measured from a step past
+        // the end.
+        let window = self.window.unwrap_or(seq_len);
         let pass = |end: usize| Pass {
             start: (end + 1).saturating_sub(window),
             end,
@@ -139,7 +142,14 @@ impl Truncation {
                     end += stride;
                 }
                 if out.last().map(|p| p.end) != Some(seq_len - 1) {
-                    out.push(pass(seq_len - 1));
+                    // The remainder pass keeps the stride grid: it reaches back as far as a
+                    // pass at the next multiple of the stride would, so `chunked(k)` cuts
+                    // the last, shorter chunk at a multiple of k.
+                    let virtual_end = end;
+                    out.push(Pass {
+                        start: (virtual_end + 1).saturating_sub(window),
+                        end: seq_len - 1,
+                    });
                 }
             }
             None => out.push(pass(seq_len - 1)),
@@ -227,13 +237,17 @@ mod tests {
             vec![(0, 1), (2, 3), (4, 4)]
         );
         assert_eq!(
+            passes(Truncation::chunked(5).unwrap(), 23),
+            vec![(0, 4), (5, 9), (10, 14), (15, 19), (20, 22)]
+        );
+        assert_eq!(
             passes(Truncation::per_output(1).unwrap(), 3),
             vec![(0, 0), (0, 1), (1, 2)]
         );
         assert_eq!(passes(Truncation::last(2).unwrap(), 5), vec![(3, 4)]);
         assert_eq!(
             passes(Truncation::new(3, 2).unwrap(), 5),
-            vec![(0, 1), (1, 3), (2, 4)]
+            vec![(0, 1), (1, 3), (3, 4)]
         );
     }
 
