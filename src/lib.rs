@@ -1,1 +1,77 @@
-//! recur
+//! # recur
+//!
+//! Recurrent neural networks you can read, trust and extend: cells with pluggable
+//! activations, separate loss and optimizer crates, and one engine that runs (truncated)
+//! backpropagation through time over any cell.
+//!
+//! This crate re-exports the workspace's crates under short names:
+//!
+//! | module | crate | what it holds |
+//! |---|---|---|
+//! | [`core`] | `recur-core` | [`Float`], [`ParamSet`], [`Input`], [`Error`], activations |
+//! | [`cell`] | `recur-cell` | the [`Cell`] trait, [`Elman`], the [`Linear`] readout, [`Init`] |
+//! | [`loss`] | `recur-loss` | [`Loss`], [`SoftmaxCrossEntropy`], [`MeanSquaredError`], [`SigmoidBinaryCrossEntropy`] |
+//! | [`optim`] | `recur-optim` | [`Optimizer`], [`Sgd`], [`Momentum`], [`Adagrad`], [`RmsProp`], [`Adam`], clipping, schedules |
+//! | [`bptt`] | `recur-bptt` | [`Bptt`], [`Truncation`], [`Trainer`], [`Model`], [`gradient_check`] |
+//! | [`data`] | `recur-data` | corpora, tokenising, vocabularies, binary-addition samples |
+//!
+//! ## A model in fifteen lines
+//!
+//! ```
+//! use rand::{rngs::StdRng, SeedableRng};
+//! use recur::prelude::*;
+//!
+//! let mut rng = StdRng::seed_from_u64(42);
+//! let cell = ElmanConfig::new(10, 16).init::<f32, _>(Tanh, &mut rng)?;
+//! let readout = LinearConfig::new(16, 10).init(&mut rng)?;
+//! let mut model = Model::new(cell, readout)?;
+//! let optimizer = Box::new(Sgd::new(0.1)?);
+//! let mut trainer = Trainer::new(&model, Truncation::per_output(4)?, Reduction::Mean, optimizer);
+//!
+//! // One sentence: predict each next token.
+//! let (inputs, targets) = ([0, 3, 5, 7, 2], [3, 5, 7, 2, 1]);
+//! let batch = SeqBatch::sentence(&inputs, &targets)?;
+//! let first = trainer.train_batch(&mut model, &SoftmaxCrossEntropy, batch, None)?;
+//! for _ in 0..50 {
+//!     trainer.train_batch(&mut model, &SoftmaxCrossEntropy, batch, None)?;
+//! }
+//! let last = trainer.evaluate(&model, &SoftmaxCrossEntropy, batch)?;
+//! assert!(last.mean() < first.loss.mean());
+//! # Ok::<(), recur::Error>(())
+//! ```
+//!
+//! The guides in `docs/` derive the backward pass and map each equation to the code.
+
+pub use recur_bptt as bptt;
+pub use recur_cell as cell;
+pub use recur_core as core;
+pub use recur_data as data;
+pub use recur_loss as loss;
+pub use recur_optim as optim;
+
+pub use recur_bptt::{
+    gradient_check, Bptt, Gradients, LossReport, Model, Predictor, SeqBatch, SeqInput, SeqTargets,
+    Trainer, Truncation, UpdateReport,
+};
+pub use recur_cell::{Cell, Elman, ElmanConfig, Init, Linear, LinearConfig};
+pub use recur_core::{Activation, Error, Float, Input, ParamSet, Result};
+pub use recur_loss::{
+    Loss, MeanSquaredError, Reduction, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy,
+};
+pub use recur_optim::{Adagrad, Adam, Clip, Momentum, Optimizer, RmsProp, Sgd};
+
+/// Everything a training script usually needs, in one import.
+pub mod prelude {
+    pub use recur_bptt::{
+        Bptt, Model, Predictor, SeqBatch, SeqInput, SeqTargets, Trainer, Truncation,
+    };
+    pub use recur_cell::{
+        Activation, Cell, Elman, ElmanConfig, Identity, Init, Input, LeakyRelu, Linear,
+        LinearConfig, Relu, Sigmoid, Softsign, Tanh,
+    };
+    pub use recur_core::{Float, ParamSet};
+    pub use recur_loss::{
+        Loss, MeanSquaredError, Reduction, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy,
+    };
+    pub use recur_optim::{Clip, Optimizer, Sgd};
+}
