@@ -1,0 +1,90 @@
+//! The [`Optimizer`] trait.
+
+use recur_core::{Float, ParamSet, Result};
+
+use crate::OptimizerState;
+
+/// An update rule for any [`ParamSet`]: `params ← params − update(grads)`.
+///
+/// Object safe, so a trainer can hold a `Box<dyn Optimizer<F>>` chosen at run time (see
+/// [`OptimizerConfig`](crate::OptimizerConfig)). Optimizers know nothing about cells or
+/// models: they walk the slots of the parameter set and of its gradient, which must have
+/// the same layout (names and shapes, in order).
+///
+/// Optimizers that keep per-slot buffers allocate them at the first [`step`](Self::step),
+/// with the gradients' shapes, and reuse them afterwards; from then on they only accept
+/// parameter sets of that layout, until [`reset`](Self::reset).
+///
+/// ```
+/// use ndarray::array;
+/// use recur_optim::{Optimizer, OptimizerConfig};
+///
+/// # fn main() -> recur_core::Result<()> {
+/// let mut opt = "momentum:0.1:0.9".parse::<OptimizerConfig>()?.build::<f64>()?;
+/// let mut params = array![1.0_f64, -2.0];
+/// let grads = array![0.5_f64, 0.5];
+/// opt.step(&mut params, &grads)?;
+/// assert_eq!(opt.steps_taken(), 1);
+/// assert!((params[0] - 0.95).abs() < 1e-12); // 1 − 0.1 · 0.5
+///
+/// // A gradient of another shape is refused and leaves the parameters alone.
+/// assert!(opt.step(&mut params, &array![0.5_f64]).is_err());
+/// assert!((params[1] + 2.05).abs() < 1e-12);
+/// # Ok(())
+/// # }
+/// ```
+pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
+    /// Short name of the update rule, also the `kind` of its [`OptimizerState`]:
+    /// `"sgd"`, `"momentum"`, `"nesterov"`, `"adagrad"`, `"rmsprop"` or `"adam"`.
+    fn name(&self) -> &'static str;
+
+    /// Applies one update: `params ← params − update(grads)`.
+    ///
+    /// Gradient slots that list sparse `rows` are updated row by row wherever that gives
+    /// exactly the dense result (SGD, Adagrad); the other rules update densely.
+    ///
+    /// # Errors
+    /// Nothing is changed (parameters, buffers, step count) when an error is returned.
+    /// - [`Error::LayoutMismatch`](recur_core::Error::LayoutMismatch): `params` and `grads`
+    ///   differ in slot count, names or shapes; the optimizer's buffers were built for
+    ///   another layout; or a sparse row index is out of range.
+    /// - [`Error::NonFinite`](recur_core::Error::NonFinite) with `what = "gradient"`: a
+    ///   gradient entry the update would read is NaN or infinite; `update` is the number of
+    ///   the refused update (`steps_taken() + 1`).
+    fn step(&mut self, params: &mut dyn ParamSet<F>, grads: &dyn ParamSet<F>) -> Result<()>;
+
+    /// The current learning rate.
+    fn learning_rate(&self) -> F;
+
+    /// Sets the learning rate used from the next step on (schedules call this).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](recur_core::Error::InvalidConfig) when `lr` is not finite
+    /// or not positive; the learning rate is then unchanged.
+    fn set_learning_rate(&mut self, lr: F) -> Result<()>;
+
+    /// Number of successful [`step`](Self::step)s since construction or [`reset`](Self::reset)
+    /// (Adam's bias correction counts from it).
+    fn steps_taken(&self) -> u64;
+
+    /// Forgets the step count and every per-slot buffer, keeping the hyper-parameters, so
+    /// the optimizer can start over (possibly on a parameter set of another layout).
+    fn reset(&mut self);
+
+    /// Snapshot of everything needed to resume bit-identically: kind, hyper-parameters,
+    /// step count and per-slot buffers.
+    fn state(&self) -> OptimizerState<F>;
+
+    /// Replaces hyper-parameters, step count and buffers with those of `state`, the inverse
+    /// of [`state`](Self::state). Whether the buffers fit a parameter set is checked at the
+    /// next [`step`](Self::step) (or earlier with [`OptimizerState::check_layout`]).
+    ///
+    /// # Errors
+    /// Nothing is changed when an error is returned.
+    /// - [`Error::InvalidConfig`](recur_core::Error::InvalidConfig): the state is of
+    ///   another kind or float type, or its hyper-parameters are missing, unknown or out of
+    ///   range.
+    /// - [`Error::LayoutMismatch`](recur_core::Error::LayoutMismatch): the buffers do not
+    ///   fit this kind (wrong number per slot, shapes differing within a slot).
+    fn load_state(&mut self, state: OptimizerState<F>) -> Result<()>;
+}
