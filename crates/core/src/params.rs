@@ -147,40 +147,68 @@ pub fn check_same_layout<F: Float>(a: &dyn ParamSet<F>, b: &dyn ParamSet<F>) -> 
     Ok(())
 }
 
-/// Visits every entry that may be non-zero: all of a dense slot, only the listed rows of a
-/// slot that reports [`Slot::rows`].
-pub fn for_each_entry<F: Float>(set: &dyn ParamSet<F>, mut f: impl FnMut(F)) {
+/// Visits every entry that may be non-zero as contiguous slices: all of a dense slot, only
+/// the listed rows of a slot that reports [`Slot::rows`].
+pub fn for_each_slice<F: Float>(set: &dyn ParamSet<F>, mut f: impl FnMut(&[F])) {
+    let mut visit = |view: ArrayViewD<'_, F>| match view.as_slice_memory_order() {
+        Some(values) => f(values),
+        None => view.iter().for_each(|v| f(std::slice::from_ref(v))),
+    };
     for i in 0..set.slot_count() {
         let slot = set.slot(i);
         match slot.rows {
             Some(rows) if slot.value.ndim() >= 1 => {
                 for &r in rows {
-                    slot.value
-                        .index_axis(ndarray::Axis(0), r)
-                        .iter()
-                        .for_each(|&v| f(v));
+                    visit(slot.value.index_axis(ndarray::Axis(0), r));
                 }
             }
-            _ => slot.value.iter().for_each(|&v| f(v)),
+            _ => visit(slot.value.view()),
         }
     }
+}
+
+/// Whether every value is finite. Branch-free (`v − v` is 0 for finite `v`, NaN otherwise),
+/// so it vectorises.
+pub fn slice_all_finite<F: Float>(values: &[F]) -> bool {
+    // Independent lanes: a single running sum would be a serial chain that cannot vectorise.
+    let mut lanes = [F::zero(); 16];
+    let blocks = values.chunks_exact(16);
+    let rest = blocks.remainder();
+    for block in blocks {
+        for (lane, &v) in lanes.iter_mut().zip(block) {
+            *lane += v - v;
+        }
+    }
+    lanes.iter().chain(rest).all(|v| v.is_finite())
+}
+
+/// `Σ v²` in `f64`, with independent partial sums so it vectorises.
+pub fn slice_sum_of_squares<F: Float>(values: &[F]) -> f64 {
+    let mut lanes = [0.0_f64; 8];
+    let blocks = values.chunks_exact(8);
+    let rest = blocks.remainder();
+    for block in blocks {
+        for (lane, &v) in lanes.iter_mut().zip(block) {
+            let v = v.to_f64_lossless();
+            *lane += v * v;
+        }
+    }
+    let tail: f64 = rest.iter().map(|&v| v.to_f64_lossless().powi(2)).sum();
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// Euclidean norm of all entries together, accumulated in `f64`. Rows a slot reports as
 /// the only non-zero ones are the only ones read.
 pub fn global_norm<F: Float>(set: &dyn ParamSet<F>) -> F {
     let mut sum = 0.0_f64;
-    for_each_entry(set, |v| {
-        let v = v.to_f64_lossless();
-        sum += v * v;
-    });
+    for_each_slice(set, |values| sum += slice_sum_of_squares(values));
     F::from_f64_lossy(sum.sqrt())
 }
 
 /// Whether every entry is finite (reading only reported rows, as [`global_norm`]).
 pub fn all_finite<F: Float>(set: &dyn ParamSet<F>) -> bool {
     let mut finite = true;
-    for_each_entry(set, |v| finite &= v.is_finite());
+    for_each_slice(set, |values| finite &= slice_all_finite(values));
     finite
 }
 
@@ -372,5 +400,23 @@ mod tests {
         assert!(rows.rows().is_empty());
         rows.insert(1);
         assert_eq!(rows.rows(), &[1]);
+    }
+}
+
+#[cfg(test)]
+mod slice_tests {
+    use super::*;
+
+    #[test]
+    fn finiteness_and_squares_over_slices() {
+        let mut v: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5).collect();
+        assert!(slice_all_finite(&v));
+        let expected: f64 = v.iter().map(|&x| f64::from(x).powi(2)).sum();
+        assert!((slice_sum_of_squares(&v) - expected).abs() <= 1e-9 * expected);
+        v[777] = f32::INFINITY;
+        assert!(!slice_all_finite(&v));
+        v[777] = f32::NAN;
+        assert!(!slice_all_finite(&v));
+        assert!(slice_all_finite::<f64>(&[]));
     }
 }

@@ -55,7 +55,7 @@ pub(crate) fn check_inputs<F: Float>(
 
 fn all_finite<F: Float>(values: &ArrayViewD<'_, F>) -> bool {
     match values.as_slice_memory_order() {
-        Some(s) => s.iter().all(|v| v.is_finite()),
+        Some(s) => recur_core::params::slice_all_finite(s),
         None => values.iter().all(|v| v.is_finite()),
     }
 }
