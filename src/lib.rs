@@ -13,6 +13,7 @@
 //! | [`loss`] | `recur-loss` | [`Loss`], [`SoftmaxCrossEntropy`], [`MeanSquaredError`], [`SigmoidBinaryCrossEntropy`] |
 //! | [`optim`] | `recur-optim` | [`Optimizer`], [`Sgd`], [`Momentum`], [`Adagrad`], [`RmsProp`], [`Adam`], clipping, schedules |
 //! | [`bptt`] | `recur-bptt` | [`Bptt`], [`Truncation`], [`Trainer`], [`Model`], [`gradient_check`] |
+//! | [`io`] | `recur-io` | checkpoints (atomic, bit-exact) and safetensors weight export |
 //! | [`data`] | `recur-data` | corpora, tokenising, vocabularies, binary-addition samples |
 //!
 //! ## A model in fifteen lines
@@ -46,6 +47,7 @@ pub use recur_bptt as bptt;
 pub use recur_cell as cell;
 pub use recur_core as core;
 pub use recur_data as data;
+pub use recur_io as io;
 pub use recur_loss as loss;
 pub use recur_optim as optim;
 
@@ -63,7 +65,7 @@ pub use recur_optim::{Adagrad, Adam, Clip, Momentum, Optimizer, RmsProp, Sgd};
 /// Everything a training script usually needs, in one import.
 pub mod prelude {
     pub use recur_bptt::{
-        Bptt, Model, Predictor, SeqBatch, SeqInput, SeqTargets, Trainer, Truncation,
+        Bptt, Model, Predictor, SeqBatch, SeqInput, SeqTargets, Trainer, Truncation, UpdateReport,
     };
     pub use recur_cell::{
         Activation, Cell, Elman, ElmanConfig, Identity, Init, Input, LeakyRelu, Linear,
@@ -75,3 +77,4 @@ pub mod prelude {
     };
     pub use recur_optim::{Clip, Optimizer, Sgd};
 }
+pub mod guide;

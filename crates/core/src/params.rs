@@ -167,7 +167,7 @@ pub fn for_each_slice<F: Float>(set: &dyn ParamSet<F>, mut f: impl FnMut(&[F])) 
     }
 }
 
-/// Whether every value is finite. Branch-free (`v − v` is 0 for finite `v`, NaN otherwise),
+/// Whether every value is finite. Branch-free (`0·v` is 0 for finite `v`, NaN otherwise),
 /// so it vectorises.
 pub fn slice_all_finite<F: Float>(values: &[F]) -> bool {
     // Independent lanes: a single running sum would be a serial chain that cannot vectorise.
@@ -176,7 +176,7 @@ pub fn slice_all_finite<F: Float>(values: &[F]) -> bool {
     let rest = blocks.remainder();
     for block in blocks {
         for (lane, &v) in lanes.iter_mut().zip(block) {
-            *lane += v - v;
+            *lane += v * F::zero();
         }
     }
     lanes.iter().chain(rest).all(|v| v.is_finite())

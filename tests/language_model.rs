@@ -1,0 +1,278 @@
+//! The language-model example on the real corpora in `../shared/data/`: initial loss, learning,
+//! checkpoints (save/load/resume), generation and bad input.
+
+#[path = "../examples/language_model.rs"]
+#[allow(dead_code)]
+mod language_model;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use language_model::{run, Config};
+
+fn shared(file: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(file);
+    assert!(
+        path.exists(),
+        "missing {}: the tests need ../shared/data beside the project",
+        path.display()
+    );
+    path
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("recur-lm-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A config from command-line words, always quiet and plotting into a scratch folder.
+fn config(args: &[&str]) -> Config {
+    let plot = scratch("plots").join(format!(
+        "{}.svg",
+        args.join("_").replace(['/', '.', ':'], "")
+    ));
+    let plot = plot.to_string_lossy().into_owned();
+    let mut words = vec!["language_model", "--quiet", "--plot", &plot];
+    words.extend_from_slice(args);
+    Config::try_parse_from(words).unwrap()
+}
+
+fn reddit_args() -> Vec<String> {
+    let corpus = shared("reddit-comments-2015-08.csv")
+        .to_string_lossy()
+        .into_owned();
+    [
+        "--corpus",
+        &corpus,
+        "--vocab",
+        "2000",
+        "--hidden",
+        "50",
+        "--eval-size",
+        "100",
+        "--dtype",
+        "f64",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn with(base: &[String], more: &[&str]) -> Config {
+    let mut words: Vec<&str> = base.iter().map(String::as_str).collect();
+    words.extend_from_slice(more);
+    config(&words)
+}
+
+#[test]
+fn initial_loss_is_log_vocabulary_and_ten_epochs_drop_it_by_two_nats() {
+    let summary = run(&with(
+        &reddit_args(),
+        &["--limit", "100", "--epochs", "10", "--generate", "3"],
+    ))
+    .unwrap();
+    let uniform = (summary.vocab_size as f64).ln();
+    assert_eq!(summary.vocab_size, 2000);
+    assert!(
+        (summary.initial_loss - uniform).abs() < 0.01,
+        "{} vs ln V = {uniform}",
+        summary.initial_loss
+    );
+    assert!(
+        summary.initial_loss - summary.final_loss >= 2.0,
+        "loss went from {} to {}",
+        summary.initial_loss,
+        summary.final_loss
+    );
+    assert_eq!(summary.generated.len(), 3);
+    assert!(summary.generated.iter().all(|s| s.split(' ').count() >= 5));
+    eprintln!(
+        "reddit, 10 epochs: {} -> {}; samples: {:#?}",
+        summary.initial_loss, summary.final_loss, summary.generated
+    );
+}
+
+#[test]
+fn a_resumed_run_equals_an_uninterrupted_one_to_the_bit() {
+    let dir = scratch("resume");
+    let (full, half, resumed) = (
+        dir.join("full.safetensors"),
+        dir.join("half.safetensors"),
+        dir.join("resumed.safetensors"),
+    );
+    let s = |p: &PathBuf| p.to_string_lossy().into_owned();
+    let base = reddit_args();
+    run(&with(
+        &base,
+        &[
+            "--epochs",
+            "2",
+            "--limit",
+            "30",
+            "--generate",
+            "0",
+            "--save",
+            &s(&full),
+        ],
+    ))
+    .unwrap();
+    run(&with(
+        &base,
+        &[
+            "--epochs",
+            "2",
+            "--limit",
+            "30",
+            "--generate",
+            "0",
+            "--stop-after",
+            "37",
+            "--save",
+            &s(&half),
+        ],
+    ))
+    .unwrap();
+    run(&with(
+        &base,
+        &[
+            "--epochs",
+            "2",
+            "--limit",
+            "30",
+            "--generate",
+            "0",
+            "--resume",
+            &s(&half),
+            "--save",
+            &s(&resumed),
+        ],
+    ))
+    .unwrap();
+    let load = |p: &PathBuf| recur::io::Checkpoint::<f64>::load(p).unwrap();
+    let (a, b) = (load(&full), load(&resumed));
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for ((name_a, x), (name_b, y)) in a.tensors.iter().zip(&b.tensors) {
+        assert_eq!(name_a, name_b);
+        assert!(
+            x.iter()
+                .zip(y.iter())
+                .all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{name_a} differs"
+        );
+    }
+    // Evaluating a loaded checkpoint gives the loss the saving run ended with, to the bit.
+    let again = run(&with(
+        &base,
+        &[
+            "--epochs",
+            "2",
+            "--limit",
+            "30",
+            "--generate",
+            "0",
+            "--resume",
+            &s(&full),
+        ],
+    ))
+    .unwrap();
+    let first = run(&with(
+        &base,
+        &["--epochs", "2", "--limit", "30", "--generate", "0"],
+    ))
+    .unwrap();
+    assert_eq!(again.final_loss.to_bits(), first.final_loss.to_bits());
+}
+
+#[test]
+fn character_level_streaming_learns_tiny_shakespeare() {
+    let corpus = shared("tinyshakespeare.txt");
+    let corpus = corpus.to_string_lossy();
+    let summary = run(&config(&[
+        "--level",
+        "char",
+        "--corpus",
+        &corpus,
+        "--limit",
+        "30000",
+        "--epochs",
+        "2",
+        "--hidden",
+        "64",
+        "--eval-size",
+        "5000",
+        "--generate",
+        "1",
+    ]))
+    .unwrap();
+    assert!(summary.vocab_size <= 65);
+    assert!(
+        summary.final_loss < summary.initial_loss - 0.8,
+        "{summary:?}"
+    );
+    assert!(
+        summary.curve.windows(2).all(|w| w[1].1 < w[0].1),
+        "loss must fall every epoch: {:?}",
+        summary.curve
+    );
+    assert_eq!(summary.generated[0].chars().count(), 200);
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = scratch("bad");
+    let missing = dir.join("no-such-file.txt");
+    let err = run(&config(&["--corpus", &missing.to_string_lossy()])).unwrap_err();
+    assert!(err.to_string().contains("no-such-file"), "{err}");
+
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    assert!(run(&config(&["--corpus", &empty.to_string_lossy()])).is_err());
+
+    let no_body = dir.join("comments.csv");
+    std::fs::write(&no_body, "title\nhello\n").unwrap();
+    let err = run(&config(&["--corpus", &no_body.to_string_lossy()])).unwrap_err();
+    assert!(err.to_string().contains("body"), "{err}");
+
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    assert!(run(&config(&[
+        "--resume",
+        &garbage.to_string_lossy(),
+        "--epochs",
+        "0"
+    ]))
+    .is_err());
+
+    // A checkpoint whose shapes differ from the model being resumed.
+    let small = dir.join("small.safetensors");
+    let base = reddit_args();
+    run(&with(
+        &base,
+        &[
+            "--epochs",
+            "1",
+            "--limit",
+            "10",
+            "--generate",
+            "0",
+            "--save",
+            &small.to_string_lossy(),
+        ],
+    ))
+    .unwrap();
+    let f32_resume = config(&[
+        "--resume",
+        &small.to_string_lossy(),
+        "--dtype",
+        "f32",
+        "--epochs",
+        "0",
+    ]);
+    assert!(
+        run(&f32_resume).is_err(),
+        "an f64 checkpoint must not load as f32"
+    );
+}
