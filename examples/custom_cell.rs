@@ -63,7 +63,11 @@ impl<F: Float> ParamSet<F> for LeakyParams<F> {
             2 => ("b_h", self.b_h.view().into_dyn()),
             _ => panic!("LeakyParams has 3 slots, not {}", index + 1),
         };
-        Slot { name, value, rows: None }
+        Slot {
+            name,
+            value,
+            rows: None,
+        }
     }
     fn slot_mut(&mut self, index: usize) -> SlotMut<'_, F> {
         let (name, value) = match index {
@@ -97,7 +101,13 @@ impl<F: Float, A: Activation<F>> LeakyElman<F, A> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero sizes or `alpha` outside (0, 1].
-    pub fn new(input: usize, hidden: usize, alpha: f64, activation: A, rng: &mut StdRng) -> Result<Self> {
+    pub fn new(
+        input: usize,
+        hidden: usize,
+        alpha: f64,
+        activation: A,
+        rng: &mut StdRng,
+    ) -> Result<Self> {
         if !(alpha > 0.0 && alpha <= 1.0) {
             return Err(Error::config("alpha", format!("{alpha} is not in (0, 1]")));
         }
@@ -109,10 +119,19 @@ impl<F: Float, A: Activation<F>> LeakyElman<F, A> {
             w_hh: Init::UniformFanIn.matrix(hidden, hidden, rng)?,
             b_h: Array1::zeros(hidden),
         };
-        Ok(LeakyElman { params, activation, alpha: F::from_f64_lossy(alpha) })
+        Ok(LeakyElman {
+            params,
+            activation,
+            alpha: F::from_f64_lossy(alpha),
+        })
     }
 
-    fn check(&self, x: Input<'_, F>, prev: ArrayView2<'_, F>, next: ArrayView2<'_, F>) -> Result<()> {
+    fn check(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayView2<'_, F>,
+    ) -> Result<()> {
         x.check("LeakyElman", x.batch(), self.input_size())?;
         let expected = [x.batch(), self.hidden_size()];
         for dim in [prev.dim(), next.dim()] {
@@ -149,7 +168,10 @@ impl<F: Float, A: Activation<F>> Cell<F> for LeakyElman<F, A> {
     }
     fn new_cache(&self, batch: usize) -> LeakyCache<F> {
         let shape = (batch, self.hidden_size());
-        LeakyCache { z: Array2::zeros(shape), y: Array2::zeros(shape) }
+        LeakyCache {
+            z: Array2::zeros(shape),
+            y: Array2::zeros(shape),
+        }
     }
 
     fn forward(
@@ -173,7 +195,9 @@ impl<F: Float, A: Activation<F>> Cell<F> for LeakyElman<F, A> {
         }
         *z += &p.b_h;
         let (act, alpha) = (&self.activation, self.alpha);
-        Zip::from(&mut cache.y).and(&*z).for_each(|y, &z| *y = act.apply(z));
+        Zip::from(&mut cache.y)
+            .and(&*z)
+            .for_each(|y, &z| *y = act.apply(z));
         Zip::from(&mut next)
             .and(&prev)
             .and(&cache.y)
@@ -194,7 +218,9 @@ impl<F: Float, A: Activation<F>> Cell<F> for LeakyElman<F, A> {
         self.check(x, prev, next)?;
         let (act, alpha) = (&self.activation, self.alpha);
         // The leak passes (1 − α)·d_next straight through; write it before d_next becomes dz.
-        Zip::from(&mut d_prev).and(&d_next).for_each(|dp, &dn| *dp = (F::one() - alpha) * dn);
+        Zip::from(&mut d_prev)
+            .and(&d_next)
+            .for_each(|dp, &dn| *dp = (F::one() - alpha) * dn);
         Zip::from(&mut d_next)
             .and(&cache.z)
             .and(&cache.y)
@@ -218,7 +244,12 @@ impl<F: Float, A: Activation<F>> Cell<F> for LeakyElman<F, A> {
 
 /// A batch of the majority task: `[steps, batch, 1]` bits in, "more ones than zeros among
 /// the last `window` bits" out.
-pub fn majority_batch(steps: usize, batch: usize, window: usize, rng: &mut StdRng) -> (Array3<f64>, Array3<f64>) {
+pub fn majority_batch(
+    steps: usize,
+    batch: usize,
+    window: usize,
+    rng: &mut StdRng,
+) -> (Array3<f64>, Array3<f64>) {
     let x = Array3::from_shape_fn((steps, batch, 1), |_| f64::from(rng.random_range(0..2u8)));
     let y = Array3::from_shape_fn((steps, batch, 1), |(t, b, _)| {
         let from = (t + 1).saturating_sub(window);
@@ -254,22 +285,37 @@ pub fn run(seed: u64, updates: usize) -> Result<Outcome> {
 
     // The first test of any new cell: analytic gradients against central differences.
     let (x, y) = majority_batch(6, 2, 3, &mut rng);
-    let probe = SeqBatch { inputs: SeqInput::Dense(x.view()), targets: SeqTargets::Dense(y.view()) };
-    let gradient_error = gradient_check(&mut model, &loss, probe, Reduction::Mean, 1e-5, 1)?.max_relative_error();
+    let probe = SeqBatch {
+        inputs: SeqInput::Dense(x.view()),
+        targets: SeqTargets::Dense(y.view()),
+    };
+    let gradient_error =
+        gradient_check(&mut model, &loss, probe, Reduction::Mean, 1e-5, 1)?.max_relative_error();
 
     let (x_test, y_test) = majority_batch(40, 32, 3, &mut rng);
-    let test = SeqBatch { inputs: SeqInput::Dense(x_test.view()), targets: SeqTargets::Dense(y_test.view()) };
+    let test = SeqBatch {
+        inputs: SeqInput::Dense(x_test.view()),
+        targets: SeqTargets::Dense(y_test.view()),
+    };
     let optimizer = Box::new(recur::Adam::new(0.02, 0.9, 0.999, 1e-8)?);
     let mut trainer = Trainer::new(&model, Truncation::chunked(10)?, Reduction::Mean, optimizer);
     let loss_before = trainer.evaluate(&model, &loss, test)?.mean();
     for _ in 0..updates {
         let (x, y) = majority_batch(30, 16, 3, &mut rng);
-        let batch = SeqBatch { inputs: SeqInput::Dense(x.view()), targets: SeqTargets::Dense(y.view()) };
+        let batch = SeqBatch {
+            inputs: SeqInput::Dense(x.view()),
+            targets: SeqTargets::Dense(y.view()),
+        };
         trainer.train_batch(&mut model, &loss, batch, None)?;
     }
     let loss_after = trainer.evaluate(&model, &loss, test)?.mean();
     let accuracy = accuracy(&model, &x_test, &y_test)?;
-    Ok(Outcome { gradient_error, loss_before, loss_after, accuracy })
+    Ok(Outcome {
+        gradient_error,
+        loss_before,
+        loss_after,
+        accuracy,
+    })
 }
 
 fn accuracy<C: Cell<f64>>(model: &Model<f64, C>, x: &Array3<f64>, y: &Array3<f64>) -> Result<f64> {
@@ -288,7 +334,10 @@ fn accuracy<C: Cell<f64>>(model: &Model<f64, C>, x: &Array3<f64>, y: &Array3<f64
 #[allow(dead_code)]
 fn main() -> Result<()> {
     let outcome = run(1, 300)?;
-    println!("gradient check, worst relative error: {:.2e}", outcome.gradient_error);
+    println!(
+        "gradient check, worst relative error: {:.2e}",
+        outcome.gradient_error
+    );
     println!(
         "held-out loss per step: {:.4} before, {:.4} after training; accuracy {:.1} %",
         outcome.loss_before,

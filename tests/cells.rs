@@ -9,15 +9,35 @@ use recur::{gradient_check, SeqInput, SeqTargets};
 fn check<A: Activation<f64> + Copy>(activation: A) {
     let mut rng = StdRng::seed_from_u64(17);
     for bias in [false, true] {
-        let cell = ElmanConfig::new(4, 5).with_bias(bias).init::<f64, _>(activation, &mut rng).unwrap();
-        let readout = LinearConfig::new(5, 3).with_bias(bias).init(&mut rng).unwrap();
+        let cell = ElmanConfig::new(4, 5)
+            .with_bias(bias)
+            .init::<f64, _>(activation, &mut rng)
+            .unwrap();
+        let readout = LinearConfig::new(5, 3)
+            .with_bias(bias)
+            .init(&mut rng)
+            .unwrap();
         let mut model = Model::new(cell, readout).unwrap();
         let tokens = Array2::from_shape_fn((7, 2), |_| rng.random_range(0..4));
         let dense = Array3::from_shape_fn((7, 2, 4), |_| rng.random_range(-1.0..1.0));
         let targets = Array2::from_shape_fn((7, 2), |_| rng.random_range(0..3));
-        for inputs in [SeqInput::Tokens(tokens.view()), SeqInput::Dense(dense.view())] {
-            let batch = SeqBatch { inputs, targets: SeqTargets::Classes(targets.view()) };
-            let report = gradient_check(&mut model, &SoftmaxCrossEntropy, batch, Reduction::Sum, 1e-5, 1).unwrap();
+        for inputs in [
+            SeqInput::Tokens(tokens.view()),
+            SeqInput::Dense(dense.view()),
+        ] {
+            let batch = SeqBatch {
+                inputs,
+                targets: SeqTargets::Classes(targets.view()),
+            };
+            let report = gradient_check(
+                &mut model,
+                &SoftmaxCrossEntropy,
+                batch,
+                Reduction::Sum,
+                1e-5,
+                1,
+            )
+            .unwrap();
             assert!(
                 report.max_relative_error() < 1e-6,
                 "{} (bias {bias}): {report:#?}",

@@ -13,7 +13,10 @@ use recur::{gradient_check, ParamSet};
 fn a_leaky_swish_cell_passes_the_gradient_check_and_learns() {
     let outcome = run(1, 300).unwrap();
     assert!(outcome.gradient_error < 1e-6, "{outcome:?}");
-    assert!(outcome.loss_after < 0.3 * outcome.loss_before, "{outcome:?}");
+    assert!(
+        outcome.loss_after < 0.3 * outcome.loss_before,
+        "{outcome:?}"
+    );
     assert!(outcome.accuracy > 0.95, "{outcome:?}");
 }
 
@@ -28,7 +31,12 @@ fn the_custom_cell_rejects_bad_settings_without_panicking() {
     let mut cache = cell.new_cache(1);
     let wrong = ndarray::Array2::zeros((1, 3));
     assert!(cell
-        .forward(Input::Dense(wrong.view()), prev.view(), next.view_mut(), &mut cache)
+        .forward(
+            Input::Dense(wrong.view()),
+            prev.view(),
+            next.view_mut(),
+            &mut cache
+        )
         .is_err());
     assert_eq!(cell.params().slot_count(), 3);
 }
@@ -36,11 +44,25 @@ fn the_custom_cell_rejects_bad_settings_without_panicking() {
 #[test]
 fn the_library_elman_cell_takes_a_user_activation_that_needs_its_input() {
     let mut rng = StdRng::seed_from_u64(5);
-    let cell = ElmanConfig::new(5, 4).with_bias(true).init::<f64, _>(Swish, &mut rng).unwrap();
-    let readout = LinearConfig::new(4, 5).with_bias(true).init(&mut rng).unwrap();
+    let cell = ElmanConfig::new(5, 4)
+        .with_bias(true)
+        .init::<f64, _>(Swish, &mut rng)
+        .unwrap();
+    let readout = LinearConfig::new(4, 5)
+        .with_bias(true)
+        .init(&mut rng)
+        .unwrap();
     let mut model = Model::new(cell, readout).unwrap();
     let (x, y) = ([0usize, 3, 1, 4, 2, 2], [3usize, 1, 4, 2, 2, 0]);
     let batch = SeqBatch::sentence(&x, &y).unwrap();
-    let report = gradient_check(&mut model, &SoftmaxCrossEntropy, batch, Reduction::Sum, 1e-5, 1).unwrap();
+    let report = gradient_check(
+        &mut model,
+        &SoftmaxCrossEntropy,
+        batch,
+        Reduction::Sum,
+        1e-5,
+        1,
+    )
+    .unwrap();
     assert!(report.max_relative_error() < 1e-6, "{report:#?}");
 }
