@@ -268,7 +268,7 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         batch: SeqBatch<'_, F>,
         initial: Option<ArrayView2<'_, F>>,
         grads: &mut Gradients<F, C>,
-        update: &mut dyn FnMut(&mut Model<F, C>, &mut Gradients<F, C>, LossReport) -> Result<()>,
+        update: &mut UpdateFn<'_, F, C>,
     ) -> Result<Array2<F>> {
         let (Some(window), Some(stride)) = (self.truncation.window(), self.truncation.stride())
         else {
@@ -495,6 +495,10 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         Ok(())
     }
 }
+
+/// What streaming calls after each backward pass: apply (and zero) the gradient.
+pub(crate) type UpdateFn<'a, F, C> =
+    dyn FnMut(&mut Model<F, C>, &mut Gradients<F, C>, LossReport) -> Result<()> + 'a;
 
 /// A range of workspace steps whose outputs are computed, and where their targets start.
 #[derive(Debug, Clone, Copy)]
