@@ -26,9 +26,10 @@ pub struct ElmanParams<F> {
     pub w_hh: Array2<F>,
     /// Hidden bias, `[hidden_size]`, if the cell has one.
     pub b_h: Option<Array1<F>>,
-    /// For a gradient: the rows of `w_xh` touched by token inputs since the last zeroing
-    /// (`None`: dense). Lets optimizers and zeroing skip the untouched rows of a large
-    /// vocabulary.
+    /// Invariant: when `Some(rows)`, every row of `w_xh` outside `rows` is zero. Token
+    /// inputs add rows; dense inputs and generic writes through [`ParamSet::slot_mut`] make
+    /// it `None` (dense); [`ParamSet::zero`] restarts it empty. Lets optimizers, norms and
+    /// zeroing skip the untouched rows of a large vocabulary.
     #[serde(skip)]
     touched: Option<RowSet>,
 }
@@ -105,10 +106,14 @@ impl<F: Float> ParamSet<F> for ElmanParams<F> {
 
     fn slot_mut(&mut self, index: usize) -> SlotMut<'_, F> {
         match (index, &mut self.b_h) {
-            (0, _) => SlotMut {
-                name: "w_xh",
-                value: self.w_xh.view_mut().into_dyn(),
-            },
+            (0, _) => {
+                // A generic writer may touch any row: forget the row list (dense from now on).
+                self.touched = None;
+                SlotMut {
+                    name: "w_xh",
+                    value: self.w_xh.view_mut().into_dyn(),
+                }
+            }
             (1, _) => SlotMut {
                 name: "w_hh",
                 value: self.w_hh.view_mut().into_dyn(),
@@ -121,11 +126,11 @@ impl<F: Float> ParamSet<F> for ElmanParams<F> {
         }
     }
 
+    /// Zeroes only the touched rows when they are known; afterwards every row is zero, so
+    /// row tracking (re)starts from an empty list.
     fn zero(&mut self) {
         zero_rows(&mut self.w_xh, self.touched.as_ref().map(RowSet::rows));
-        if let Some(t) = &mut self.touched {
-            t.clear();
-        }
+        self.touched.get_or_insert_with(RowSet::default).clear();
         self.w_hh.fill(F::zero());
         if let Some(b) = &mut self.b_h {
             b.fill(F::zero());
@@ -530,6 +535,21 @@ mod tests {
         assert!(g.w_xh.iter().all(|v| *v == 0.0));
         assert_eq!(g.slot(0).rows, Some(&[][..]));
         assert_eq!(c.params().slot(0).rows, None);
+    }
+
+    #[test]
+    fn generic_writes_keep_the_row_hint_truthful() {
+        let c = cell(Tanh, false);
+        let mut g = c.zero_grads();
+        let mut token_grads = c.zero_grads();
+        token_grads.w_xh.row_mut(2).fill(1.5);
+        token_grads.touched.as_mut().unwrap().insert(2);
+        params::add_assign(&mut g, &token_grads).unwrap();
+        assert_eq!(g.slot(0).rows, None, "a generic write must not leave an empty row list");
+        assert!((params::global_norm(&g) - (3.0_f64 * 1.5 * 1.5).sqrt()).abs() < 1e-12);
+        g.zero();
+        assert!(g.w_xh.iter().all(|v| *v == 0.0));
+        assert_eq!(g.slot(0).rows, Some(&[][..]));
     }
 
     #[test]

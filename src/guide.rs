@@ -1,0 +1,12 @@
+//! Long-form guides, compiled and tested with the crate's doctests.
+//!
+//! The same files are readable as plain Markdown in the repository's `docs/` folder.
+
+#[doc = include_str!("../docs/bptt.md")]
+pub mod bptt {}
+
+#[doc = include_str!("../docs/architecture.md")]
+pub mod architecture {}
+
+#[doc = include_str!("../docs/custom-cells.md")]
+pub mod custom_cells {}
