@@ -60,7 +60,9 @@ pub use recur_core::{Activation, Error, Float, Input, ParamSet, Result};
 pub use recur_loss::{
     Loss, MeanSquaredError, Reduction, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy,
 };
-pub use recur_optim::{Adagrad, Adam, Clip, Momentum, Optimizer, RmsProp, Sgd};
+pub use recur_optim::{
+    Adagrad, Adam, Clip, Momentum, Optimizer, OptimizerConfig, RmsProp, Schedule, Sgd,
+};
 
 /// Everything a training script usually needs, in one import.
 pub mod prelude {

@@ -65,6 +65,8 @@ pub struct Bptt<F: Float, C: Cell<F>> {
 struct Workspace<F: Float, C: Cell<F>> {
     seq_len: usize,
     batch: usize,
+    /// Rows of `logits` (and `d_logits`, `d_hidden`) the last output pass filled.
+    output_rows: usize,
     states: Array2<F>,
     caches: Vec<C::Cache>,
     cache_batch: usize,
@@ -84,6 +86,7 @@ impl<F: Float, C: Cell<F>> Default for Workspace<F, C> {
         Workspace {
             seq_len: 0,
             batch: 0,
+            output_rows: 0,
             states: Array2::zeros((0, 0)),
             caches: Vec::new(),
             cache_batch: 0,
@@ -191,6 +194,12 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         let ws = &self.ws;
         ws.states
             .slice(s![ws.seq_len * ws.batch..(ws.seq_len + 1) * ws.batch, ..])
+    }
+
+    /// The logits of the last [`Bptt::evaluate`] or [`Bptt::accumulate`] (or the newest
+    /// segment of a stream), one row per step and sequence: row `t·batch + b`.
+    pub fn logits(&self) -> ArrayView2<'_, F> {
+        self.ws.logits.slice(s![..self.ws.output_rows, ..])
     }
 
     /// Bytes held by the workspace's numeric buffers (states, outputs, gradient stacks).
@@ -384,6 +393,7 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
             ws.row_loss = Array1::zeros(rows);
         }
         readout.forward(hidden, ws.logits.slice_mut(s![..rows, ..]))?;
+        ws.output_rows = rows;
         let logits = ws.logits.slice(s![..rows, ..]);
         let row_loss = ws.row_loss.slice_mut(s![..rows]);
         let (t0, t1) = (steps.target_from, steps.target_from + steps.to - steps.from);

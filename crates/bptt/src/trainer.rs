@@ -202,6 +202,11 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
         self.engine.evaluate(model, loss, batch, None)
     }
 
+    /// The engine, read-only (hidden states and logits of the last batch).
+    pub fn engine(&self) -> &Bptt<F, C> {
+        &self.engine
+    }
+
     /// The engine (for forward passes and hidden states).
     pub fn engine_mut(&mut self) -> &mut Bptt<F, C> {
         &mut self.engine
