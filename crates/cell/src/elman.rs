@@ -545,7 +545,11 @@ mod tests {
         token_grads.w_xh.row_mut(2).fill(1.5);
         token_grads.touched.as_mut().unwrap().insert(2);
         params::add_assign(&mut g, &token_grads).unwrap();
-        assert_eq!(g.slot(0).rows, None, "a generic write must not leave an empty row list");
+        assert_eq!(
+            g.slot(0).rows,
+            None,
+            "a generic write must not leave an empty row list"
+        );
         assert!((params::global_norm(&g) - (3.0_f64 * 1.5 * 1.5).sqrt()).abs() < 1e-12);
         g.zero();
         assert!(g.w_xh.iter().all(|v| *v == 0.0));
