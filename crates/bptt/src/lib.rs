@@ -41,6 +41,22 @@
 //! assert_ne!(full.cell.w_hh, truncated.cell.w_hh);
 //! # Ok::<(), recur_core::Error>(())
 //! ```
+//!
+//! ## The workspace
+//!
+//! | crate | job |
+//! |---|---|
+//! | `recur-core` | float bound, parameter sets, inputs, errors, activations |
+//! | `recur-cell` | the `Cell` trait, `Elman`, the `Linear` readout, initialisation |
+//! | `recur-loss` | losses that own their output function |
+//! | `recur-optim` | optimizers, clipping, schedules over any parameter set |
+//! | `recur-bptt` | the engine: forward, truncated backward, training, gradient checks |
+//! | `recur-io` | checkpoints and safetensors export |
+//! | `recur-data` | corpora, vocabularies, binary-addition samples |
+//! | `recur` | the facade: re-exports, examples, benchmarks |
+//!
+//! Dependencies flow one way: core ← cell, loss, optim ← bptt; io builds on core and optim;
+//! data stands alone.
 
 mod engine;
 mod gradcheck;

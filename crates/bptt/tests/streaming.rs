@@ -154,3 +154,31 @@ fn streaming_memory_does_not_grow_with_the_text() {
         "a 25-step window of an 8-unit model needs kilobytes, not {long} B"
     );
 }
+
+#[test]
+fn a_non_finite_loss_stops_training_and_leaves_the_parameters_alone() {
+    let (x, y) = text(6, 1, 6, 9);
+    let mut m = model(6, 4, 10);
+    // A NaN weight poisons the loss of every step.
+    m.readout_mut().params_mut().w_hy[[0, 0]] = f64::NAN;
+    let before = params::flatten(&m);
+    let mut trainer = Trainer::new(
+        &m,
+        Truncation::full(),
+        Reduction::Sum,
+        Box::new(Sgd::new(0.1).unwrap()),
+    );
+    let err = trainer
+        .train_batch(&mut m, &SoftmaxCrossEntropy, batch(&x, &y), None)
+        .unwrap_err();
+    assert!(
+        matches!(err, recur_core::Error::NonFinite { what: "loss", update: 1 }),
+        "{err}"
+    );
+    let after = params::flatten(&m);
+    assert!(before
+        .iter()
+        .zip(&after)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert_eq!(trainer.updates(), 0);
+}

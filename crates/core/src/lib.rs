@@ -23,6 +23,22 @@
 //! params::scale(&mut pair, 2.0);
 //! assert!((params::global_norm(&pair) - (4.0_f64 + 16.0 + 36.0).sqrt()).abs() < 1e-12);
 //! ```
+//!
+//! ## The workspace
+//!
+//! | crate | job |
+//! |---|---|
+//! | `recur-core` | float bound, parameter sets, inputs, errors, activations |
+//! | `recur-cell` | the `Cell` trait, `Elman`, the `Linear` readout, initialisation |
+//! | `recur-loss` | losses that own their output function |
+//! | `recur-optim` | optimizers, clipping, schedules over any parameter set |
+//! | `recur-bptt` | the engine: forward, truncated backward, training, gradient checks |
+//! | `recur-io` | checkpoints and safetensors export |
+//! | `recur-data` | corpora, vocabularies, binary-addition samples |
+//! | `recur` | the facade: re-exports, examples, benchmarks |
+//!
+//! Dependencies flow one way: core ← cell, loss, optim ← bptt; io builds on core and optim;
+//! data stands alone.
 
 pub mod activation;
 mod error;
