@@ -1,0 +1,123 @@
+//! The truncation study (`examples/truncation_study.rs`) at its `--quick` size: truncated
+//! gradients approach the full one as K grows, and equal it once K covers the sequence.
+
+#[path = "../examples/truncation_study.rs"]
+#[allow(dead_code)]
+mod truncation_study;
+
+use truncation_study::{run, Config, Row, Scheme};
+
+/// Largest drop in fidelity allowed from one K to the next. Adding gradient paths need not
+/// raise the cosine strictly, but on this model each doubling of K should not lower it
+/// beyond rounding.
+const TOLERANCE: f64 = 1e-9;
+
+fn rows_of(rows: &[Row], scheme: Scheme) -> Vec<&Row> {
+    let mut of: Vec<&Row> = rows.iter().filter(|r| r.scheme == scheme).collect();
+    of.sort_by_key(|r| r.k);
+    of
+}
+
+#[test]
+fn fidelity_rises_with_k_and_is_exact_once_k_covers_the_sequence() {
+    let rows = run(&Config::quick()).expect("the quick study runs");
+    let seq_len = rows[0].seq_len;
+
+    let full = rows_of(&rows, Scheme::Full);
+    assert_eq!(full.len(), 1);
+    assert!((full[0].cosine - 1.0).abs() < 1e-12 && full[0].relative_error < 1e-12);
+
+    for scheme in Scheme::TRUNCATED {
+        let of = rows_of(&rows, scheme);
+        assert!(of.len() >= 3, "{}: too few K", scheme.name());
+        for pair in of.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(
+                b.cosine >= a.cosine - TOLERANCE,
+                "{}: cosine fell from {} (K = {}) to {} (K = {})",
+                scheme.name(),
+                a.cosine,
+                a.k,
+                b.cosine,
+                b.k
+            );
+            // `last(K)` adds whole outputs as K grows: a partial sum of per-output gradients
+            // turns towards the full one (the cosine rises) but its distance from it need
+            // not shrink until every output is in, so only the other schemes are held to it.
+            assert!(
+                scheme == Scheme::Last || b.relative_error <= a.relative_error + TOLERANCE,
+                "{}: relative error rose from {} (K = {}) to {} (K = {})",
+                scheme.name(),
+                a.relative_error,
+                a.k,
+                b.relative_error,
+                b.k
+            );
+        }
+        let covering: Vec<&&Row> = of.iter().filter(|r| r.k >= seq_len).collect();
+        assert!(!covering.is_empty(), "{}: no K >= T", scheme.name());
+        for r in covering {
+            assert!(
+                (r.cosine - 1.0).abs() < 1e-12 && (r.cosine_all - 1.0).abs() < 1e-12,
+                "{} K = {}: cosine {} / {}",
+                scheme.name(),
+                r.k,
+                r.cosine,
+                r.cosine_all
+            );
+            assert!(
+                r.relative_error < 1e-12 && r.relative_error_all < 1e-12,
+                "{} K = {}: relative error {} / {}",
+                scheme.name(),
+                r.k,
+                r.relative_error,
+                r.relative_error_all
+            );
+            // Same gradient, so the same training run.
+            assert!((r.loss - full[0].loss).abs() < 1e-9, "{}", scheme.name());
+        }
+        // Truncation must lose something at K = 1 on a sequence longer than one step.
+        assert!(of[0].relative_error > 1e-6, "{}", scheme.name());
+    }
+}
+
+#[test]
+fn costs_follow_the_schemes() {
+    let rows = run(&Config::quick()).expect("the quick study runs");
+    for r in &rows {
+        // Sequence mode caches every step; streaming caches the window h only.
+        assert_eq!(r.cached_steps, r.seq_len);
+        let expected_window = match r.scheme {
+            Scheme::PerOutput => Some(r.k + 1),
+            Scheme::Chunked => Some(r.k),
+            Scheme::Full | Scheme::Last => None,
+        };
+        assert_eq!(r.stream_cached_steps, expected_window, "{:?}", r.scheme);
+        if let (Some(h), Some(bytes)) = (r.stream_cached_steps, r.stream_workspace_bytes) {
+            if h < r.seq_len {
+                assert!(bytes < r.workspace_bytes, "{:?} K = {}", r.scheme, r.k);
+            }
+        }
+        assert!(r.micros_per_sequence > 0.0 && r.loss.is_finite());
+    }
+    let steps = |scheme, k| Scheme::backward_steps(scheme, k, 10);
+    assert_eq!(steps(Scheme::Full, 10), 10);
+    assert_eq!(steps(Scheme::Chunked, 3), 10);
+    assert_eq!(steps(Scheme::Last, 3), 3);
+    // Outputs 0 and 1 reach back 1 and 2 steps, the other eight k + 1 = 3.
+    assert_eq!(steps(Scheme::PerOutput, 2), 1 + 2 + 8 * 3);
+}
+
+#[test]
+fn the_plot_is_written() {
+    let mut config = Config::quick();
+    config.updates = Some(2);
+    config.ks = Some(vec![1, 4, 32]);
+    let rows = run(&config).expect("the quick study runs");
+    let path = std::env::temp_dir().join(format!("recur-truncation-{}.svg", std::process::id()));
+    truncation_study::plot(&rows, &path).expect("plot written");
+    let svg = std::fs::read_to_string(&path).expect("plot readable");
+    std::fs::remove_file(&path).ok();
+    assert!(svg.starts_with("<svg") && svg.contains("per-output") && svg.contains("chunked"));
+    assert!(truncation_study::markdown_table(&rows).contains("| per-output | 4 |"));
+}
