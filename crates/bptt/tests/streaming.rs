@@ -172,7 +172,13 @@ fn a_non_finite_loss_stops_training_and_leaves_the_parameters_alone() {
         .train_batch(&mut m, &SoftmaxCrossEntropy, batch(&x, &y), None)
         .unwrap_err();
     assert!(
-        matches!(err, recur_core::Error::NonFinite { what: "loss", update: 1 }),
+        matches!(
+            err,
+            recur_core::Error::NonFinite {
+                what: "loss",
+                update: 1
+            }
+        ),
         "{err}"
     );
     let after = params::flatten(&m);
