@@ -201,7 +201,7 @@ struct Progress {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Vocab {
     Words(Vocabulary),
-    Chars(CharVocabulary),
+    Chars(Box<CharVocabulary>),
 }
 
 impl Vocab {
@@ -249,6 +249,9 @@ pub fn run(config: &Config) -> Result<Summary, BoxError> {
 }
 
 type LanguageModel<F> = Model<F, Elman<F, Tanh>>;
+
+/// A model with its optimizer and where its training stands.
+type Session<F> = (LanguageModel<F>, Box<dyn Optimizer<F>>, Progress);
 
 fn run_typed<F: Float>(config: &Config) -> Result<Summary, BoxError> {
     let resumed = config
@@ -365,7 +368,9 @@ fn build_vocab(config: &Config, documents: &[String]) -> Result<(Vocab, Data), B
             }
             Vocab::Words(vocab)
         }
-        Level::Char => Vocab::Chars(CharVocabulary::from_text(&documents.join("\n\n"))?),
+        Level::Char => Vocab::Chars(Box::new(CharVocabulary::from_text(
+            &documents.join("\n\n"),
+        )?)),
     };
     let data = encode(config, documents, &vocab)?;
     Ok((vocab, data))
@@ -402,14 +407,11 @@ fn encode(config: &Config, documents: &[String], vocab: &Vocab) -> Result<Data, 
     }
 }
 
-fn fresh<F: Float>(
-    config: &Config,
-    vocab_size: usize,
-) -> Result<(LanguageModel<F>, Box<dyn Optimizer<F>>, Progress), BoxError> {
+fn fresh<F: Float>(config: &Config, vocab_size: usize) -> Result<Session<F>, BoxError> {
     let mut rng = StdRng::seed_from_u64(config.seed);
     let cell = ElmanConfig::new(vocab_size, config.hidden).init(Tanh, &mut rng)?;
     let readout = LinearConfig::new(config.hidden, vocab_size).init(&mut rng)?;
-    let optimizer = config.optimizer.clone().unwrap_or(match config.level {
+    let optimizer = config.optimizer.unwrap_or(match config.level {
         Level::Word => OptimizerConfig::Sgd { lr: 0.005 },
         Level::Char => "adagrad:0.1".parse()?,
     });
@@ -442,7 +444,7 @@ fn restore<F: Float>(
     config: &Config,
     checkpoint: &Checkpoint<F>,
     vocab_size: usize,
-) -> Result<(LanguageModel<F>, Box<dyn Optimizer<F>>, Progress), BoxError> {
+) -> Result<Session<F>, BoxError> {
     let progress: Progress = serde_json::from_str(metadata(checkpoint, "progress")?)?;
     if progress.level != config.level {
         return Err(format!(

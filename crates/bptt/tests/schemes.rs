@@ -1,6 +1,9 @@
 //! Every truncation scheme against a deliberately naive reference written from the
 //! definition of BPTT(h; h′), and against full BPTT when its window covers the sequence.
 
+// The references index arrays loop for loop, as the algorithms are written on paper.
+#![allow(clippy::needless_range_loop)]
+
 use ndarray::{Array2, Array3};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recur_bptt::{

@@ -1,6 +1,9 @@
 //! The language-model tutorial's per-output truncated BPTT, written out loop for loop as
 //! its `bptt` function does it, against the engine's `per_output(k)` scheme.
 
+// The references index arrays loop for loop, as the algorithms are written on paper.
+#![allow(clippy::needless_range_loop)]
+
 use ndarray::{Array1, Array2};
 use recur_bptt::{Bptt, Model, SeqBatch, Truncation};
 use recur_cell::{Elman, ElmanParams, Linear, LinearParams, Tanh};
