@@ -30,10 +30,11 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A config from command-line words, always quiet and plotting into a scratch folder.
 fn config(args: &[&str]) -> Config {
-    let plot = scratch("plots").join(format!(
-        "{}.svg",
-        args.join("_").replace(['/', '.', ':'], "")
-    ));
+    use std::hash::{Hash, Hasher};
+    // A short, distinct plot name per argument list (paths in the arguments can be long).
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    args.hash(&mut hasher);
+    let plot = scratch("plots").join(format!("{:016x}.svg", hasher.finish()));
     let plot = plot.to_string_lossy().into_owned();
     let mut words = vec!["language_model", "--quiet", "--plot", &plot];
     words.extend_from_slice(args);
