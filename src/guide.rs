@@ -10,3 +10,9 @@ pub mod architecture {}
 
 #[doc = include_str!("../docs/custom-cells.md")]
 pub mod custom_cells {}
+
+#[doc = include_str!("../docs/truncation.md")]
+pub mod truncation {}
+
+#[doc = include_str!("../docs/binary-addition.md")]
+pub mod binary_addition {}

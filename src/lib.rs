@@ -80,3 +80,8 @@ pub mod prelude {
     pub use recur_optim::{Clip, Optimizer, Sgd};
 }
 pub mod guide;
+
+/// The README's example, compiled and run with the doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
