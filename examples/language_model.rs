@@ -787,7 +787,8 @@ fn generate_chars<F: Float>(
     rng: &mut StdRng,
 ) -> Result<String, BoxError> {
     let mut sampler = Sampler::new(model);
-    let mut token = rng.random_range(0..vocab.len());
+    // Start after a line break, as a text does, rather than after a rare character.
+    let mut token = vocab.id_of('\n').unwrap_or(0);
     let mut ids = vec![token];
     for _ in 1..len {
         token = sampler.next(model, token, rng)?;
