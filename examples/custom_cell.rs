@@ -13,9 +13,9 @@
 //! cargo run --release --example custom_cell
 //! ```
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use recur::core::linalg::gemm;
 use recur::core::{Slot, SlotMut};
 use recur::prelude::*;
 use recur::{gradient_check, Error, Result};
@@ -184,9 +184,9 @@ impl<F: Float, A: Activation<F>> Cell<F> for LeakyElman<F, A> {
         self.check(x, prev, next.view())?;
         let p = &self.params;
         let z = &mut cache.z;
-        general_mat_mul(F::one(), &prev, &p.w_hh, F::zero(), z);
+        gemm(F::one(), prev, p.w_hh.view(), F::zero(), z.view_mut())?;
         match x {
-            Input::Dense(x) => general_mat_mul(F::one(), &x, &p.w_xh, F::one(), z),
+            Input::Dense(x) => gemm(F::one(), x, p.w_xh.view(), F::one(), z.view_mut())?,
             Input::Tokens(ids) => {
                 for (&id, mut row) in ids.iter().zip(z.rows_mut()) {
                     row += &p.w_xh.row(id);
@@ -226,10 +226,16 @@ impl<F: Float, A: Activation<F>> Cell<F> for LeakyElman<F, A> {
             .and(&cache.y)
             .for_each(|d, &z, &y| *d *= alpha * act.derivative(z, y));
         let dz = d_next.view();
-        general_mat_mul(F::one(), &dz, &self.params.w_hh.t(), F::one(), &mut d_prev);
-        general_mat_mul(F::one(), &prev.t(), &dz, F::one(), &mut grads.w_hh);
+        gemm(
+            F::one(),
+            dz,
+            self.params.w_hh.t(),
+            F::one(),
+            d_prev.view_mut(),
+        )?;
+        gemm(F::one(), prev.t(), dz, F::one(), grads.w_hh.view_mut())?;
         match x {
-            Input::Dense(x) => general_mat_mul(F::one(), &x.t(), &dz, F::one(), &mut grads.w_xh),
+            Input::Dense(x) => gemm(F::one(), x.t(), dz, F::one(), grads.w_xh.view_mut())?,
             Input::Tokens(ids) => {
                 for (&id, row) in ids.iter().zip(dz.rows()) {
                     let mut g = grads.w_xh.row_mut(id);
@@ -237,7 +243,9 @@ impl<F: Float, A: Activation<F>> Cell<F> for LeakyElman<F, A> {
                 }
             }
         }
-        grads.b_h += &dz.sum_axis(Axis(0));
+        for row in dz.rows() {
+            grads.b_h += &row;
+        }
         Ok(())
     }
 }

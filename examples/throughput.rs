@@ -46,7 +46,7 @@ struct Config {
     /// Scalar type.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     dtype: Dtype,
-    /// Threads for the matrix products (sets MATRIXMULTIPLY_THREADS).
+    /// Threads for the large matrix products (the recurrence stays on one thread).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Timed updates (after a warm-up of a tenth as many).
@@ -59,8 +59,7 @@ struct Config {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
-    // matrixmultiply reads this once, at its first threaded product.
-    std::env::set_var("MATRIXMULTIPLY_THREADS", config.threads.to_string());
+    recur::core::linalg::set_threads(config.threads)?;
     let seconds = match config.dtype {
         Dtype::F32 => measure::<f32>(&config)?,
         Dtype::F64 => measure::<f64>(&config)?,

@@ -115,16 +115,14 @@ impl<'a, F: Float> SeqTargets<'a, F> {
     }
 
     pub(crate) fn check(&self, seq_len: usize, batch: usize, output_size: usize) -> Result<()> {
-        let (shape, standard) = match self {
-            SeqTargets::Classes(c) => (c.shape().to_vec(), c.is_standard_layout()),
-            SeqTargets::Dense(y) => (y.shape().to_vec(), y.is_standard_layout()),
-        };
-        let expected: Vec<usize> = match self {
-            SeqTargets::Classes(_) => vec![seq_len, batch],
-            SeqTargets::Dense(_) => vec![seq_len, batch, output_size],
+        // Compared as slices: this runs every update and must not allocate.
+        let dense = [seq_len, batch, output_size];
+        let (shape, expected, standard) = match self {
+            SeqTargets::Classes(c) => (c.shape(), &dense[..2], c.is_standard_layout()),
+            SeqTargets::Dense(y) => (y.shape(), &dense[..], y.is_standard_layout()),
         };
         if shape != expected {
-            return Err(Error::shape("bptt targets", &expected, &shape));
+            return Err(Error::shape("bptt targets", expected, shape));
         }
         if !standard {
             return Err(Error::config(

@@ -129,7 +129,7 @@ pub(crate) fn check_stack<F: Float>(
     d_prev: ArrayView2<'_, F>,
 ) -> Result<()> {
     let rows = d_next.nrows();
-    if batch == 0 || rows == 0 || rows % batch != 0 || d_prev.dim() != d_next.dim() {
+    if batch == 0 || rows == 0 || !rows.is_multiple_of(batch) || d_prev.dim() != d_next.dim() {
         return Err(recur_core::Error::shape(
             op,
             &[batch.max(1) * (rows / batch.max(1)).max(1), d_next.ncols()],

@@ -1,9 +1,9 @@
 //! The Elman cell `h_t = f(x_t·W_xh + h_{t−1}·W_hh + b_h)`, generic over `f`.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
 use recur_core::activation::Activation;
+use recur_core::linalg::gemm;
 use recur_core::params::{zero_rows, RowSet};
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
@@ -260,12 +260,12 @@ impl<F: Float, A: Activation<F>> Elman<F, A> {
         prev: ArrayView2<'_, F>,
         dz: ArrayView2<'_, F>,
         grads: &mut ElmanParams<F>,
-    ) {
+    ) -> Result<()> {
         let one = F::one();
-        general_mat_mul(one, &prev.t(), &dz, one, &mut grads.w_hh);
+        gemm(one, prev.t(), dz, one, grads.w_hh.view_mut())?;
         match x {
             Input::Dense(x) => {
-                general_mat_mul(one, &x.t(), &dz, one, &mut grads.w_xh);
+                gemm(one, x.t(), dz, one, grads.w_xh.view_mut())?;
                 // A dense input touches every row.
                 grads.touched = None;
             }
@@ -284,6 +284,7 @@ impl<F: Float, A: Activation<F>> Elman<F, A> {
                 *b += &dz_row;
             }
         }
+        Ok(())
     }
 
     fn check_step(
@@ -350,11 +351,11 @@ impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
         let one = F::one();
         match x {
             Input::Dense(x) => {
-                general_mat_mul(one, &x, &p.w_xh, F::zero(), &mut next);
-                general_mat_mul(one, &prev, &p.w_hh, one, &mut next);
+                gemm(one, x, p.w_xh.view(), F::zero(), next.view_mut())?;
+                gemm(one, prev, p.w_hh.view(), one, next.view_mut())?;
             }
             Input::Tokens(ids) => {
-                general_mat_mul(one, &prev, &p.w_hh, F::zero(), &mut next);
+                gemm(one, prev, p.w_hh.view(), F::zero(), next.view_mut())?;
                 // The one-hot product x·W_xh is a row lookup.
                 for (&id, mut row) in ids.iter().zip(next.rows_mut()) {
                     row += &p.w_xh.row(id);
@@ -399,15 +400,14 @@ impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
             ));
         }
         self.activation_backward(next, cache.pre_activation.as_ref(), d_next.view_mut());
-        general_mat_mul(
+        gemm(
             F::one(),
-            &d_next,
-            &self.params.w_hh.t(),
+            d_next.view(),
+            self.params.w_hh.t(),
             F::zero(),
-            &mut d_prev,
-        );
-        self.accumulate_grads(x, prev, d_next.view(), grads);
-        Ok(())
+            d_prev.view_mut(),
+        )?;
+        self.accumulate_grads(x, prev, d_next.view(), grads)
     }
 
     /// One matrix product for all blocks: `d_prev = dz·W_hhᵀ` over the stacked rows, and
@@ -433,20 +433,19 @@ impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
         for block in d_next.axis_chunks_iter_mut(Axis(0), batch) {
             self.activation_backward(next, z, block);
         }
-        general_mat_mul(
+        gemm(
             F::one(),
-            &d_next,
-            &self.params.w_hh.t(),
+            d_next.view(),
+            self.params.w_hh.t(),
             F::zero(),
-            &mut d_prev,
-        );
+            d_prev.view_mut(),
+        )?;
         // Sum the blocks into the first (d_next is scratch), then one gradient update.
         let (mut first, rest) = d_next.view_mut().split_at(Axis(0), batch);
         for block in rest.axis_chunks_iter(Axis(0), batch) {
             first += &block;
         }
-        self.accumulate_grads(x, prev, first.view(), grads);
-        Ok(())
+        self.accumulate_grads(x, prev, first.view(), grads)
     }
 }
 

@@ -1,8 +1,8 @@
 //! The affine readout `z = h·W_hy + b_y`, applied to many rows (all time steps) at once.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
+use recur_core::linalg::gemm;
 use recur_core::{Error, Float, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
 
@@ -175,7 +175,13 @@ impl<F: Float> Linear<F> {
                 logits.shape(),
             ));
         }
-        general_mat_mul(F::one(), &h, &self.params.w_hy, F::zero(), &mut logits);
+        gemm(
+            F::one(),
+            h,
+            self.params.w_hy.view(),
+            F::zero(),
+            logits.view_mut(),
+        )?;
         if let Some(b) = &self.params.b_y {
             logits += b;
         }
@@ -191,7 +197,7 @@ impl<F: Float> Linear<F> {
         &self,
         h: ArrayView2<'_, F>,
         d_logits: ArrayView2<'_, F>,
-        mut d_h: ArrayViewMut2<'_, F>,
+        d_h: ArrayViewMut2<'_, F>,
         grads: &mut LinearParams<F>,
     ) -> Result<()> {
         self.check("Linear::backward h", h, self.hidden_size())?;
@@ -204,19 +210,13 @@ impl<F: Float> Linear<F> {
                 d_logits.shape(),
             ));
         }
-        general_mat_mul(F::one(), &h.t(), &d_logits, F::one(), &mut grads.w_hy);
+        gemm(F::one(), h.t(), d_logits, F::one(), grads.w_hy.view_mut())?;
         if let Some(b) = &mut grads.b_y {
             for row in d_logits.rows() {
                 *b += &row;
             }
         }
-        general_mat_mul(
-            F::one(),
-            &d_logits,
-            &self.params.w_hy.t(),
-            F::zero(),
-            &mut d_h,
-        );
+        gemm(F::one(), d_logits, self.params.w_hy.t(), F::zero(), d_h)?;
         Ok(())
     }
 

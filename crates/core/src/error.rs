@@ -82,6 +82,29 @@ pub enum Error {
     },
 }
 
+impl From<recur_linalg::LinalgError> for Error {
+    fn from(e: recur_linalg::LinalgError) -> Self {
+        match e {
+            recur_linalg::LinalgError::ShapeMismatch {
+                a_rows,
+                a_cols,
+                b_rows,
+                b_cols,
+                c_rows,
+                c_cols,
+            } => Error::ShapeMismatch {
+                op: "matrix product",
+                expected: vec![a_rows, a_cols, a_cols, b_cols, a_rows, b_cols],
+                found: vec![a_rows, a_cols, b_rows, b_cols, c_rows, c_cols],
+            },
+            other => Error::InvalidConfig {
+                name: "linalg",
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
 impl Error {
     /// Builds a [`Error::ShapeMismatch`].
     pub fn shape(op: &'static str, expected: &[usize], found: &[usize]) -> Self {

@@ -11,10 +11,14 @@ use serde::Serialize;
 
 /// A floating-point scalar recur computes with: `f32` for speed, `f64` for checks.
 ///
+/// It extends [`recur_linalg::Scalar`], so every generic routine can call the
+/// allocation-free matrix product [`crate::linalg::gemm`].
+///
 /// It gathers what the crates need in one name: `num_traits` arithmetic, ndarray's
 /// matrix-product and scalar-operand bounds, compound assignment, serde and thread safety.
 pub trait Float:
-    num_traits::Float
+    recur_linalg::Scalar
+    + num_traits::Float
     + FromPrimitive
     + LinalgScalar
     + ScalarOperand

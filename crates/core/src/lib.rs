@@ -46,6 +46,9 @@ mod float;
 mod input;
 pub mod params;
 
+/// Dense matrix products: the allocation-free, CPU-dispatched kernels of `recur-linalg`.
+pub use recur_linalg as linalg;
+
 pub use activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Softsign, Tanh};
 pub use error::{Error, Result};
 pub use float::Float;

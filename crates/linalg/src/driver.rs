@@ -1,0 +1,226 @@
+//! Single-threaded products: the blocked packed-panel loop and the dot-product loop.
+
+use ndarray::{s, ArrayView2, ArrayViewMut2, Zip};
+
+use crate::pack::{pack_a, pack_b};
+use crate::simd::{dot, micro, RowsMut, RowsRef};
+use crate::workspace::aligned;
+use crate::{Isa, Scalar};
+
+/// Bytes of `b` per block (`kc × nc`, packed or read in place): about half of a 1 MiB L2, so
+/// the block is still cached when the next micro-panel of `a` sweeps it.
+const B_BLOCK_BYTES: usize = 512 * 1024;
+/// Bytes of `a` packed at once (`mc × kc`): the packed block is reused across all of `b`, and
+/// stays within L2 next to a block of `b`.
+const A_BLOCK_BYTES: usize = 512 * 1024;
+/// Depth of one packed block (`kc`): `kc · NR` elements of `b` per micro-panel fit L1 with
+/// room for the `a` micro-panel.
+const KC: usize = 256;
+/// `b` is read in place (no packing) when `a` has at most this many rows: with so few passes
+/// over `b`, packing it would cost as much as the arithmetic.
+const DIRECT_B_MAX_ROWS: usize = 128;
+/// Depth of one block of the dot-product loop, in bytes per row (measured: longer runs beat
+/// keeping the tile of `bᵀ` in L1, up to the point where `a`'s block leaves L2).
+const DOT_KC_BYTES: usize = 16 * 1024;
+/// The dot-product loop needs some depth to amortize its horizontal sums…
+const DOT_MIN_K: usize = 32;
+/// …and more depth still when `a` has enough rows for packing `b` to pay off.
+const DOT_MIN_K_TALL: usize = 128;
+/// Up to this many rows of `a`, packing `b` costs more than it saves even for shallow `k`.
+const DOT_SHORT_ROWS: usize = 16;
+/// Bytes of `a` one sweep of the dot-product loop keeps in L2 (a block of rows × `kc`).
+const DOT_A_BLOCK_BYTES: usize = 512 * 1024;
+
+/// `c ← alpha·a·b + beta·c` on the calling thread, for `m, n, k ≥ 1` and `alpha ≠ 0`, with
+/// the dot-product loop if `dot` (as decided by [`prefers_dot`] for the whole product, so that
+/// every part of a split product sums in the same order).
+pub(crate) fn single<T: Scalar>(
+    isa: Isa,
+    dot: bool,
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    mut c: ArrayViewMut2<'_, T>,
+) {
+    if dot {
+        if let (Some(a_rows), Some(bt_rows)) =
+            (RowsRef::from_view(a), RowsRef::from_view(b.reversed_axes()))
+        {
+            dot_product(isa, alpha, &a_rows, &bt_rows, beta, &mut c);
+            return;
+        }
+    }
+    T::with_workspace(|ws| {
+        if let Some(mut c_rows) = RowsMut::from_view(&mut c) {
+            packed(isa, alpha, a, b, beta, &mut c_rows, &mut ws.a, &mut ws.b);
+            return;
+        }
+        // c has no unit stride along its rows: compute alpha·a·b densely, then merge.
+        let (m, n) = c.dim();
+        let dense = aligned(&mut ws.c, m * n);
+        packed(
+            isa,
+            alpha,
+            a,
+            b,
+            T::zero(),
+            &mut RowsMut::from_slice(dense, m, n),
+            &mut ws.a,
+            &mut ws.b,
+        );
+        let dense =
+            ArrayView2::from_shape((m, n), &*dense).expect("dense buffer holds m·n elements");
+        let read_c = !beta.is_zero();
+        Zip::from(&mut c)
+            .and(&dense)
+            .for_each(|c, &x| *c = if read_c { x + beta * *c } else { x });
+    });
+}
+
+/// Whether the dot-product loop is the better plan: `b` is column-major (a transposed view
+/// such as `wᵀ`), `a` row-major and `k` deep enough. Packing such a `b` (and such an `a`) is a
+/// transpose, which costs about as much as the product (measured: up to twice as slow even at
+/// m = 640).
+pub(crate) fn prefers_dot<T: Scalar>(
+    isa: Isa,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+) -> bool {
+    let (m, k) = a.dim();
+    let a_rows_contiguous = k == 1 || a.strides()[1] == 1;
+    let b_cols_contiguous = k == 1 || b.strides()[0] == 1;
+    let b_rows_contiguous = b.ncols() == 1 || b.strides()[1] == 1;
+    let min_k = if m <= DOT_SHORT_ROWS {
+        DOT_MIN_K
+    } else {
+        DOT_MIN_K_TALL
+    };
+    T::dot_tile(isa).is_some()
+        && a_rows_contiguous
+        && b_cols_contiguous
+        && !b_rows_contiguous
+        && k >= min_k
+}
+
+/// `c ← alpha·a·btᵀ + beta·c` by tiles of dot products along `k`: depth blocks of `kc`,
+/// blocks of rows of `a` that stay in L2, then `DN` rows of `bᵀ` against every `DM`-row tile
+/// of the block.
+fn dot_product<T: Scalar>(
+    isa: Isa,
+    alpha: T,
+    a: &RowsRef<'_, T>,
+    bt: &RowsRef<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) {
+    let Some((dm_max, dn_max)) = T::dot_tile(isa) else {
+        return;
+    };
+    let (m, k, n) = (a.rows(), a.cols(), bt.rows());
+    let kc_max = DOT_KC_BYTES / std::mem::size_of::<T>();
+    let mb_max = (DOT_A_BLOCK_BYTES / DOT_KC_BYTES).next_multiple_of(dm_max);
+    for pc in (0..k).step_by(kc_max) {
+        let kc = kc_max.min(k - pc);
+        // Later depth blocks accumulate onto the first, which applied beta.
+        let beta = if pc == 0 { beta } else { T::one() };
+        let read_c = !beta.is_zero();
+        for ib in (0..m).step_by(mb_max) {
+            let rows = ib..m.min(ib + mb_max);
+            for j0 in (0..n).step_by(dn_max) {
+                let dn = dn_max.min(n - j0);
+                for i0 in rows.clone().step_by(dm_max) {
+                    let dm = dm_max.min(rows.end - i0);
+                    let sums = dot(isa, a, (i0, dm), bt, (j0, dn), (pc, kc));
+                    for (i, row) in sums.iter().enumerate().take(dm) {
+                        for (j, &sum) in row.iter().enumerate().take(dn) {
+                            let c_ij = &mut c[[i0 + i, j0 + j]];
+                            *c_ij = if read_c {
+                                alpha * sum + beta * *c_ij
+                            } else {
+                                alpha * sum
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The blocked packed-panel loop (GotoBLAS/BLIS structure): `ic` over row blocks of `a`
+/// (`MC`), `pc` over depth blocks (`KC`) with that block of `a` packed once into micro-panels
+/// of `MR` rows, `jc` over column blocks of `b` (packed unless read in place), then `ir` over
+/// the micro-panels and `jr` over `NR`-column panels of `b`, one register-tile kernel call per
+/// (`ir`, `jr`).
+#[allow(clippy::too_many_arguments)]
+fn packed<T: Scalar>(
+    isa: Isa,
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    c: &mut RowsMut<'_, T>,
+    a_buf: &mut Vec<T>,
+    b_buf: &mut Vec<T>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let (mr_max, nr_max) = T::micro_tile(isa);
+    let kc_max = KC;
+    let nc_max = (B_BLOCK_BYTES / (kc_max * std::mem::size_of::<T>()) / nr_max).max(1) * nr_max;
+    let mc_max = (A_BLOCK_BYTES / (kc_max * std::mem::size_of::<T>())).next_multiple_of(mr_max);
+    let direct_b = m <= DIRECT_B_MAX_ROWS;
+    for ic in (0..m).step_by(mc_max) {
+        let mc = mc_max.min(m - ic);
+        for pc in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - pc);
+            // Later depth blocks accumulate onto the first, which applied beta.
+            let beta = if pc == 0 { beta } else { T::one() };
+            // Micro-panel `ir` (rows ic + ir ..) sits at `ir·kc`, `mr·kc` elements long.
+            let a_panels = aligned(a_buf, mc * kc);
+            for ir in (0..mc).step_by(mr_max) {
+                let mr = mr_max.min(mc - ir);
+                let rows = ic + ir..ic + ir + mr;
+                pack_a(
+                    a.slice(s![rows, pc..pc + kc]),
+                    &mut a_panels[ir * kc..(ir + mr) * kc],
+                );
+            }
+            let a_panels = &*a_panels;
+            for jc in (0..n).step_by(nc_max) {
+                let nc = nc_max.min(n - jc);
+                let block = b.slice(s![pc..pc + kc, jc..jc + nc]);
+                let (b_src, is_packed) = match RowsRef::from_view(block).filter(|_| direct_b) {
+                    Some(rows) => (rows, false),
+                    None => {
+                        let panels = nc.div_ceil(nr_max);
+                        let buf = aligned(b_buf, panels * kc * nr_max);
+                        pack_b(block, nr_max, buf);
+                        (RowsRef::from_slice(buf, panels * kc, nr_max, nr_max), true)
+                    }
+                };
+                for ir in (0..mc).step_by(mr_max) {
+                    let mr = mr_max.min(mc - ir);
+                    let a_panel = &a_panels[ir * kc..(ir + mr) * kc];
+                    for (q, jr) in (0..nc).step_by(nr_max).enumerate() {
+                        let nr = nr_max.min(nc - jr);
+                        let b_at = if is_packed { (q * kc, 0) } else { (0, jr) };
+                        let c_at = (ic + ir, jc + jr);
+                        micro(
+                            isa,
+                            (mr, nr, kc),
+                            a_panel,
+                            &b_src,
+                            b_at,
+                            c,
+                            c_at,
+                            alpha,
+                            beta,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

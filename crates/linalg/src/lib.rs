@@ -1,0 +1,58 @@
+//! Dense matrix products for recur's hot loops, without allocating per call.
+//!
+//! A training step of a recurrent language model spends most of its time in three products
+//! (logits `h·w`, the weight gradient `hᵀ·d_logits`, the input gradient `d_logits·wᵀ`) with a
+//! short side (`m` = tokens × batch, often 1–640) against a long one (the vocabulary). This
+//! crate computes them with
+//!
+//! - **run-time dispatch** ([`Isa`]) to AVX-512F or AVX2+FMA micro-kernels written with
+//!   `std::arch`, or a portable kernel elsewhere;
+//! - **packing** (GotoBLAS/BLIS structure): `a` in register-height micro-panels, `b` in
+//!   L2-sized blocks of register-width panels — or read in place when `a` is short, and
+//!   multiplied as dot products when `b` is a transposed view, where packing would cost as
+//!   much as the arithmetic;
+//! - **no allocation in steady state**: packing buffers are thread-local and reused;
+//! - **optional threads** ([`set_threads`], or `RECUR_THREADS`): large products are split over
+//!   a persistent, parked worker pool.
+//!
+//! ```
+//! use ndarray::Array2;
+//! use recur_linalg::gemm;
+//!
+//! let (tokens, hidden, vocab) = (20, 100, 300);
+//! let h = Array2::from_shape_fn((tokens, hidden), |(t, i)| ((t + i) % 7) as f32 * 0.1);
+//! let w = Array2::from_shape_fn((hidden, vocab), |(i, v)| ((i * v) % 5) as f32 * 0.01);
+//! let mut logits = Array2::zeros((tokens, vocab));
+//! gemm(1.0, h.view(), w.view(), 0.0, logits.view_mut())?;
+//!
+//! // Backward: d_h = d_logits · wᵀ, from a transposed view without copying w.
+//! let d_logits = Array2::from_elem((tokens, vocab), 1e-3_f32);
+//! let mut d_h = Array2::zeros((tokens, hidden));
+//! gemm(1.0, d_logits.view(), w.t(), 0.0, d_h.view_mut())?;
+//! assert!((d_h[[0, 1]] - 1e-3 * w.row(1).sum()).abs() < 1e-5);
+//! # Ok::<(), recur_linalg::LinalgError>(())
+//! ```
+//!
+//! Measured on one AVX-512 core (`cargo bench -p recur-linalg`, which compares with ndarray's
+//! `general_mat_mul`): f32 logits 20×8000×100 at about 230 Gflop/s against 75, f64 at 110
+//! against 30; about 2–3× overall on the step's products, 4× on single rows.
+//!
+//! `unsafe` is confined to the `simd` module (intrinsics and in-place reads and writes through
+//! checked raw row views) and one lifetime erasure in the worker pool; each block carries its
+//! `SAFETY` argument. Requires Rust 1.89 (stable AVX-512 intrinsics).
+
+mod driver;
+mod error;
+mod gemm;
+mod isa;
+mod pack;
+mod scalar;
+mod simd;
+mod threads;
+mod workspace;
+
+pub use error::LinalgError;
+pub use gemm::{gemm, gemm_with_isa};
+pub use isa::Isa;
+pub use scalar::Scalar;
+pub use threads::{set_threads, threads};

@@ -1,0 +1,439 @@
+//! The only `unsafe` code for arithmetic in the crate: micro-kernels and the raw row views they
+//! read and write through.
+//!
+//! Why `unsafe` is needed here (and measured to matter): `std::arch` intrinsics are `unsafe`
+//! functions that require a CPU feature and take raw pointers, and the kernels read `b` and
+//! write `c` in place through the caller's strided views, which only raw pointers can address
+//! without a copy (a copy of `b` costs as much as the product itself when `a` has one row).
+//!
+//! The structure keeps the unsafe surface small: [`RowsRef`] and [`RowsMut`] can only be built
+//! from an ndarray view or a slice, which proves which elements are addressable; the safe
+//! wrappers [`micro`] and [`dot`] check every index a kernel will touch against those bounds;
+//! the kernels in `x86` and `portable` then only dereference addresses inside them.
+#![allow(unsafe_code)]
+
+use std::marker::PhantomData;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::Isa;
+
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// Largest dot-product tile (rows of `a` × rows of `bᵀ`) any instruction set uses.
+pub(crate) const DOT_ROWS: usize = 4;
+pub(crate) const DOT_COLS: usize = 6;
+
+/// A read-only matrix whose rows are contiguous (unit column stride).
+///
+/// Invariant: for every `r < rows` and `col < cols`, `ptr + r * row_stride + col` points to an
+/// initialized `T` that stays readable and unmodified for `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct RowsRef<'a, T> {
+    ptr: *const T,
+    row_stride: isize,
+    rows: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a [T]>,
+}
+
+impl<'a, T> RowsRef<'a, T> {
+    /// Wraps a view whose column stride is 1 (or that has at most one column).
+    pub(crate) fn from_view(view: ArrayView2<'a, T>) -> Option<Self> {
+        let (rows, cols) = view.dim();
+        let strides = view.strides();
+        if cols > 1 && strides[1] != 1 {
+            return None;
+        }
+        // The view's own invariant gives ours: every in-range index is a valid element.
+        Some(Self {
+            ptr: view.as_ptr(),
+            row_stride: strides[0],
+            rows,
+            cols,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// Wraps `data` read as `rows` rows of `cols` elements, `row_stride` apart.
+    pub(crate) fn from_slice(data: &'a [T], rows: usize, cols: usize, row_stride: usize) -> Self {
+        assert!(rows == 0 || cols == 0 || last_index(rows, cols, row_stride) < data.len());
+        Self {
+            ptr: data.as_ptr(),
+            row_stride: isize::try_from(row_stride).expect("slice strides fit in isize"),
+            rows,
+            cols,
+            _borrow: PhantomData,
+        }
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub(crate) fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Pointer to element `(r, col)`; callers check `r < rows`, `col < cols`.
+    fn at(&self, r: usize, col: usize) -> *const T {
+        debug_assert!(r < self.rows && col < self.cols);
+        // wrapping_* never creates UB by itself; dereferencing is what the invariant covers.
+        self.ptr
+            .wrapping_offset(r as isize * self.row_stride)
+            .wrapping_add(col)
+    }
+}
+
+/// A mutable matrix whose rows are contiguous (unit column stride).
+///
+/// Invariant: for every `r < rows` and `col < cols`, `ptr + r * row_stride + col` points to an
+/// initialized `T` that only this value may read or write for `'a`.
+pub(crate) struct RowsMut<'a, T> {
+    ptr: *mut T,
+    row_stride: isize,
+    rows: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+impl<'a, T> RowsMut<'a, T> {
+    /// Wraps a mutable view whose column stride is 1 (or that has at most one column).
+    pub(crate) fn from_view(view: &'a mut ArrayViewMut2<'_, T>) -> Option<Self> {
+        let (rows, cols) = view.dim();
+        let row_stride = view.strides()[0];
+        if cols > 1 && view.strides()[1] != 1 {
+            return None;
+        }
+        // Holding `&'a mut` of the view gives exclusive access to all its elements for 'a.
+        Some(Self {
+            ptr: view.as_mut_ptr(),
+            row_stride,
+            rows,
+            cols,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// Wraps `data` as a dense row-major `rows × cols` matrix.
+    pub(crate) fn from_slice(data: &'a mut [T], rows: usize, cols: usize) -> Self {
+        assert!(rows.checked_mul(cols).is_some_and(|len| len <= data.len()));
+        Self {
+            ptr: data.as_mut_ptr(),
+            row_stride: isize::try_from(cols).expect("slice strides fit in isize"),
+            rows,
+            cols,
+            _borrow: PhantomData,
+        }
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub(crate) fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn at(&mut self, r: usize, col: usize) -> *mut T {
+        debug_assert!(r < self.rows && col < self.cols);
+        self.ptr
+            .wrapping_offset(r as isize * self.row_stride)
+            .wrapping_add(col)
+    }
+}
+
+fn last_index(rows: usize, cols: usize, row_stride: usize) -> usize {
+    (rows - 1)
+        .checked_mul(row_stride)
+        .and_then(|x| x.checked_add(cols - 1))
+        .expect("slice index fits in usize")
+}
+
+/// Per-type kernel tables: the sealed half of [`crate::Scalar`].
+pub trait Kernels: Copy + Send + Sync + 'static {
+    /// Register tile `(MR, NR)` of the packed-panel kernel for `isa`.
+    fn micro_tile(isa: Isa) -> (usize, usize);
+
+    /// Register tile `(DM, DN)` of the dot-product kernel for `isa`, `None` if `isa` has none.
+    fn dot_tile(isa: Isa) -> Option<(usize, usize)>;
+
+    /// `c[i][j] ← alpha · Σ_p a[p·mr + i] · b[p·b_rs + j] + beta · c[i][j]` for `i < mr`,
+    /// `j < nr`, `p < kc`; `c` is not read when `beta == 0`.
+    ///
+    /// # Safety
+    /// `isa` is supported by the CPU; `1 ≤ mr ≤ MR`, `1 ≤ nr ≤ NR`, `kc ≥ 1`; `a..a + kc·mr`
+    /// is readable; `b + p·b_rs + j` is readable and `c + i·c_rs + j` writable (and not
+    /// aliased) for the ranges above.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn micro_raw(
+        isa: Isa,
+        mr: usize,
+        nr: usize,
+        kc: usize,
+        a: *const Self,
+        b: *const Self,
+        b_rs: isize,
+        c: *mut Self,
+        c_rs: isize,
+        alpha: Self,
+        beta: Self,
+    );
+
+    /// `out[i][j] = Σ_p a[i][p] · b[j][p]` for `i < dm`, `j < dn`, `p < k`.
+    ///
+    /// # Safety
+    /// `isa` has a dot tile `(DM, DN)` and is supported; `1 ≤ dm ≤ DM`, `1 ≤ dn ≤ DN`,
+    /// `k ≥ 1`; `a[i]..a[i] + k` and `b[j]..b[j] + k` are readable for `i < dm`, `j < dn`.
+    unsafe fn dot_raw(
+        isa: Isa,
+        dm: usize,
+        dn: usize,
+        k: usize,
+        a: &[*const Self; DOT_ROWS],
+        b: &[*const Self; DOT_COLS],
+    ) -> [[Self; DOT_COLS]; DOT_ROWS];
+}
+
+/// One register tile of the packed-panel product:
+/// `c[c_row0 + i, c_col0 + j] ← alpha · Σ_p a_panel[p·mr + i] · b[b_row0 + p, b_col0 + j]
+/// + beta · c[…]` for `i < mr`, `j < nr`, `p < kc`. With `beta == 0`, `c` is only written.
+///
+/// Panics (a bug in the caller, never reachable from the public API) if any index is out of
+/// range.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn micro<T: Kernels>(
+    isa: Isa,
+    (mr, nr, kc): (usize, usize, usize),
+    a_panel: &[T],
+    b: &RowsRef<'_, T>,
+    (b_row0, b_col0): (usize, usize),
+    c: &mut RowsMut<'_, T>,
+    (c_row0, c_col0): (usize, usize),
+    alpha: T,
+    beta: T,
+) {
+    let (mr_max, nr_max) = T::micro_tile(isa);
+    assert!(isa.is_supported());
+    assert!((1..=mr_max).contains(&mr) && (1..=nr_max).contains(&nr) && kc >= 1);
+    assert!(a_panel.len() >= kc * mr);
+    assert!(b_row0 + kc <= b.rows() && b_col0 + nr <= b.cols());
+    assert!(c_row0 + mr <= c.rows() && c_col0 + nr <= c.cols());
+    let b_ptr = b.at(b_row0, b_col0);
+    let c_ptr = c.at(c_row0, c_col0);
+    // SAFETY: the asserts above put every (p, j) with p < kc, j < nr inside `b`'s rows/cols and
+    // every (i, j) with i < mr, j < nr inside `c`'s, so by the RowsRef/RowsMut invariants the
+    // addresses `b_ptr + p·row_stride + j` are readable and `c_ptr + i·row_stride + j` are
+    // writable and exclusively ours; the panel holds kc·mr elements; the ISA is supported.
+    unsafe {
+        T::micro_raw(
+            isa,
+            mr,
+            nr,
+            kc,
+            a_panel.as_ptr(),
+            b_ptr,
+            b.row_stride,
+            c_ptr,
+            c.row_stride,
+            alpha,
+            beta,
+        );
+    }
+}
+
+/// Dot products of `dm` rows of `a` with `dn` rows of `bt`, over columns `col0..col0 + k`:
+/// `out[i][j] = Σ_p a[a_row0 + i, col0 + p] · bt[b_row0 + j, col0 + p]`.
+///
+/// Panics (a caller bug) if any index is out of range or `isa` has no dot kernel.
+pub(crate) fn dot<T: Kernels>(
+    isa: Isa,
+    a: &RowsRef<'_, T>,
+    (a_row0, dm): (usize, usize),
+    bt: &RowsRef<'_, T>,
+    (b_row0, dn): (usize, usize),
+    (col0, k): (usize, usize),
+) -> [[T; DOT_COLS]; DOT_ROWS] {
+    let (dm_max, dn_max) = T::dot_tile(isa).expect("dot kernel exists for this isa");
+    assert!(isa.is_supported());
+    assert!((1..=dm_max).contains(&dm) && (1..=dn_max).contains(&dn) && k >= 1);
+    assert!(a_row0 + dm <= a.rows() && b_row0 + dn <= bt.rows());
+    assert!(col0 + k <= a.cols() && col0 + k <= bt.cols());
+    let mut a_ptrs = [a.at(a_row0, col0); DOT_ROWS];
+    for (i, p) in a_ptrs.iter_mut().enumerate().take(dm) {
+        *p = a.at(a_row0 + i, col0);
+    }
+    let mut b_ptrs = [bt.at(b_row0, col0); DOT_COLS];
+    for (j, p) in b_ptrs.iter_mut().enumerate().take(dn) {
+        *p = bt.at(b_row0 + j, col0);
+    }
+    // SAFETY: by the asserts, rows a_row0..a_row0+dm and b_row0..b_row0+dn and columns
+    // col0..col0+k are in range, so each of the first dm (dn) pointers starts k readable
+    // elements (RowsRef invariant, unit column stride); the ISA is supported.
+    unsafe { T::dot_raw(isa, dm, dn, k, &a_ptrs, &b_ptrs) }
+}
+
+/// Expands to a `match` over `(mr, nv, masked)` calling `$kern::<MR, NV, MASKED>$args` for
+/// every listed MR and NV in 1..=2, so run-time tile sizes reach const-generic kernels.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dispatch_micro {
+    ($module:ident :: $kern:ident, ($mr:expr, $nv:expr, $masked:expr), [$($m:literal)*], $args:tt) => {
+        match ($mr, $nv, $masked) {
+            $(
+                ($m, 1, false) => $module::$kern::<$m, 1, false> $args,
+                ($m, 1, true) => $module::$kern::<$m, 1, true> $args,
+                ($m, 2, false) => $module::$kern::<$m, 2, false> $args,
+                ($m, 2, true) => $module::$kern::<$m, 2, true> $args,
+            )*
+            _ => unreachable!("tile size checked by the caller"),
+        }
+    };
+}
+
+/// Expands to a `match` over `(dm, dn)` calling `$kern::<DM, DN>$args` for the listed sizes.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dispatch_dot {
+    ($module:ident :: $kern:ident, ($dm:expr, $dn:expr), $is:tt, $js:tt, $args:tt) => {
+        dispatch_dot!(@rows $module::$kern, ($dm, $dn), $is, $js, $args)
+    };
+    (@rows $module:ident :: $kern:ident, ($dm:expr, $dn:expr), [$($i:literal)*], $js:tt, $args:tt) => {
+        match $dm {
+            $( $i => dispatch_dot!(@cols $module::$kern, $i, $dn, $js, $args), )*
+            _ => unreachable!("tile size checked by the caller"),
+        }
+    };
+    (@cols $module:ident :: $kern:ident, $i:literal, $dn:expr, [$($j:literal)*], $args:tt) => {
+        match $dn {
+            $( $j => $module::$kern::<$i, $j> $args, )*
+            _ => unreachable!("tile size checked by the caller"),
+        }
+    };
+}
+
+/// Register tiles, chosen so the accumulators plus one row of `b` fill the vector registers
+/// (32 with AVX-512, 16 with AVX2) and `m = 20` (a 20-token window) splits without waste.
+const AVX512_MR: usize = 10;
+const AVX2_MR: usize = 6;
+const PORTABLE_MR: usize = 4;
+const PORTABLE_NR: usize = 16;
+
+macro_rules! impl_kernels {
+    ($t:ty, $lanes512:literal, $lanes256:literal,
+     $micro512:ident, $micro256:ident, $dot512:ident, $dot256:ident) => {
+        impl Kernels for $t {
+            fn micro_tile(isa: Isa) -> (usize, usize) {
+                match isa {
+                    Isa::Avx512 => (AVX512_MR, 2 * $lanes512),
+                    Isa::Avx2Fma => (AVX2_MR, 2 * $lanes256),
+                    Isa::Portable => (PORTABLE_MR, PORTABLE_NR),
+                }
+            }
+
+            fn dot_tile(isa: Isa) -> Option<(usize, usize)> {
+                match isa {
+                    Isa::Avx512 => Some((4, 6)),
+                    Isa::Avx2Fma => Some((3, 3)),
+                    Isa::Portable => None,
+                }
+            }
+
+            unsafe fn micro_raw(
+                isa: Isa,
+                mr: usize,
+                nr: usize,
+                kc: usize,
+                a: *const Self,
+                b: *const Self,
+                b_rs: isize,
+                c: *mut Self,
+                c_rs: isize,
+                alpha: Self,
+                beta: Self,
+            ) {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => {
+                        let nv = nr.div_ceil($lanes512);
+                        let tail = nr - (nv - 1) * $lanes512;
+                        // SAFETY: forwarded contract of `micro_raw`; `mr ≤ AVX512_MR` and
+                        // `nv ≤ 2` select an instantiated kernel, `tail` masks columns ≥ nr.
+                        unsafe {
+                            dispatch_micro!(
+                                x86::$micro512,
+                                (mr, nv, tail != $lanes512),
+                                [1 2 3 4 5 6 7 8 9 10],
+                                (kc, a, b, b_rs, tail, c, c_rs, alpha, beta)
+                            )
+                        }
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2Fma => {
+                        let nv = nr.div_ceil($lanes256);
+                        let tail = nr - (nv - 1) * $lanes256;
+                        // SAFETY: as above, with `mr ≤ AVX2_MR`.
+                        unsafe {
+                            dispatch_micro!(
+                                x86::$micro256,
+                                (mr, nv, tail != $lanes256),
+                                [1 2 3 4 5 6],
+                                (kc, a, b, b_rs, tail, c, c_rs, alpha, beta)
+                            )
+                        }
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
+                    Isa::Avx512 | Isa::Avx2Fma => unreachable!("not supported on this target"),
+                    // SAFETY: forwarded contract of `micro_raw`.
+                    Isa::Portable => unsafe {
+                        portable::micro::<$t, PORTABLE_MR, PORTABLE_NR>(
+                            mr, nr, kc, a, b, b_rs, c, c_rs, alpha, beta,
+                        )
+                    },
+                }
+            }
+
+            unsafe fn dot_raw(
+                isa: Isa,
+                dm: usize,
+                dn: usize,
+                k: usize,
+                a: &[*const Self; DOT_ROWS],
+                b: &[*const Self; DOT_COLS],
+            ) -> [[Self; DOT_COLS]; DOT_ROWS] {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: forwarded contract of `dot_raw`; dm ≤ 4, dn ≤ 6 are instantiated.
+                    Isa::Avx512 => unsafe {
+                        dispatch_dot!(x86::$dot512, (dm, dn), [1 2 3 4], [1 2 3 4 5 6], (k, a, b))
+                    },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: forwarded contract of `dot_raw`; dm, dn ≤ 3 are instantiated.
+                    Isa::Avx2Fma => unsafe {
+                        dispatch_dot!(x86::$dot256, (dm, dn), [1 2 3], [1 2 3], (k, a, b))
+                    },
+                    _ => unreachable!("no dot kernel for {isa}"),
+                }
+            }
+        }
+    };
+}
+
+impl_kernels!(
+    f32,
+    16,
+    8,
+    micro_f32_avx512,
+    micro_f32_avx2,
+    dot_f32_avx512,
+    dot_f32_avx2
+);
+impl_kernels!(
+    f64,
+    8,
+    4,
+    micro_f64_avx512,
+    micro_f64_avx2,
+    dot_f64_avx512,
+    dot_f64_avx2
+);

@@ -1,0 +1,342 @@
+//! x86-64 micro-kernels (AVX-512F and AVX2+FMA) for `f32` and `f64`.
+//!
+//! Each kernel is one macro body instantiated with a small table of vector operations
+//! (`ops_*` modules), so the four type × instruction-set variants cannot drift apart.
+//! Callers (the `Kernels` impls in the parent module) uphold the documented pointer contracts;
+//! every function here is `unsafe` because it dereferences raw pointers and needs its CPU
+//! feature.
+
+use super::{DOT_COLS, DOT_ROWS};
+
+/// Generates a table of vector operations with a common signature.
+macro_rules! ops {
+    (
+        $name:ident, $feat:literal, $t:ty, $v:ty, $mask:ty, lanes = $lanes:literal,
+        zero = $zero:expr, splat = $splat:path, load = $load:path, store = $store:path,
+        fma = $fma:path, mul = $mul:path,
+        mask = |$tail:ident| $make_mask:expr,
+        load_m = |$lp:ident, $lm:ident| $load_m:expr,
+        store_m = |$sp:ident, $sm:ident, $sv:ident| $store_m:expr,
+        hsum = |$hv:ident| $hsum:expr $(,)?
+    ) => {
+        pub(super) mod $name {
+            use std::arch::x86_64::*;
+
+            pub(crate) type V = $v;
+            pub(crate) type Mask = $mask;
+            pub(crate) const LANES: usize = $lanes;
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn zero() -> V {
+                $zero
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn splat(x: $t) -> V {
+                $splat(x)
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn load(p: *const $t) -> V {
+                $load(p)
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn store(p: *mut $t, v: V) {
+                $store(p, v)
+            }
+            /// `a · b + c`, one rounding.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn fma(a: V, b: V, c: V) -> V {
+                $fma(a, b, c)
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn mul(a: V, b: V) -> V {
+                $mul(a, b)
+            }
+            /// Mask selecting the first `tail` lanes (`1 ≤ tail ≤ LANES`).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn mask($tail: usize) -> Mask {
+                $make_mask
+            }
+            /// Loads the masked lanes, zeroes the others; masked-off lanes are not accessed.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn load_m($lp: *const $t, $lm: Mask) -> V {
+                $load_m
+            }
+            /// Stores the masked lanes only; masked-off lanes are not accessed.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn store_m($sp: *mut $t, $sm: Mask, $sv: V) {
+                $store_m
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn hsum($hv: V) -> $t {
+                $hsum
+            }
+        }
+    };
+}
+
+ops!(
+    ops_f32_avx512,
+    "avx512f",
+    f32,
+    __m512,
+    __mmask16,
+    lanes = 16,
+    zero = _mm512_setzero_ps(),
+    splat = _mm512_set1_ps,
+    load = _mm512_loadu_ps,
+    store = _mm512_storeu_ps,
+    fma = _mm512_fmadd_ps,
+    mul = _mm512_mul_ps,
+    mask = |tail| if tail >= 16 {
+        u16::MAX
+    } else {
+        (1_u16 << tail) - 1
+    },
+    load_m = |p, m| _mm512_maskz_loadu_ps(m, p),
+    store_m = |p, m, v| _mm512_mask_storeu_ps(p, m, v),
+    // Only 512-bit (EVEX) shuffles: VEX-encoded 128/256-bit reductions can only name the
+    // first 16 registers, which makes the compiler keep (and spill) accumulators there.
+    hsum = |v| {
+        let t = _mm512_add_ps(v, _mm512_shuffle_f32x4::<0b01_00_11_10>(v, v));
+        let t = _mm512_add_ps(t, _mm512_shuffle_f32x4::<0b10_11_00_01>(t, t));
+        let t = _mm512_add_ps(t, _mm512_permute_ps::<0b01_00_11_10>(t));
+        _mm512_cvtss_f32(_mm512_add_ps(t, _mm512_permute_ps::<0b10_11_00_01>(t)))
+    },
+);
+
+ops!(
+    ops_f64_avx512,
+    "avx512f",
+    f64,
+    __m512d,
+    __mmask8,
+    lanes = 8,
+    zero = _mm512_setzero_pd(),
+    splat = _mm512_set1_pd,
+    load = _mm512_loadu_pd,
+    store = _mm512_storeu_pd,
+    fma = _mm512_fmadd_pd,
+    mul = _mm512_mul_pd,
+    mask = |tail| if tail >= 8 {
+        u8::MAX
+    } else {
+        (1_u8 << tail) - 1
+    },
+    load_m = |p, m| _mm512_maskz_loadu_pd(m, p),
+    store_m = |p, m, v| _mm512_mask_storeu_pd(p, m, v),
+    hsum = |v| {
+        let t = _mm512_add_pd(v, _mm512_shuffle_f64x2::<0b01_00_11_10>(v, v));
+        let t = _mm512_add_pd(t, _mm512_shuffle_f64x2::<0b10_11_00_01>(t, t));
+        _mm512_cvtsd_f64(_mm512_add_pd(t, _mm512_permute_pd::<0b0101_0101>(t)))
+    },
+);
+
+ops!(
+    ops_f32_avx2,
+    "avx2,fma",
+    f32,
+    __m256,
+    __m256i,
+    lanes = 8,
+    zero = _mm256_setzero_ps(),
+    splat = _mm256_set1_ps,
+    load = _mm256_loadu_ps,
+    store = _mm256_storeu_ps,
+    fma = _mm256_fmadd_ps,
+    mul = _mm256_mul_ps,
+    mask = |tail| _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(tail as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    ),
+    load_m = |p, m| _mm256_maskload_ps(p, m),
+    store_m = |p, m, v| _mm256_maskstore_ps(p, m, v),
+    hsum = |v| {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    },
+);
+
+ops!(
+    ops_f64_avx2,
+    "avx2,fma",
+    f64,
+    __m256d,
+    __m256i,
+    lanes = 4,
+    zero = _mm256_setzero_pd(),
+    splat = _mm256_set1_pd,
+    load = _mm256_loadu_pd,
+    store = _mm256_storeu_pd,
+    fma = _mm256_fmadd_pd,
+    mul = _mm256_mul_pd,
+    mask = |tail| _mm256_cmpgt_epi64(
+        _mm256_set1_epi64x(tail as i64),
+        _mm256_setr_epi64x(0, 1, 2, 3)
+    ),
+    load_m = |p, m| _mm256_maskload_pd(p, m),
+    store_m = |p, m, v| _mm256_maskstore_pd(p, m, v),
+    hsum = |v| {
+        let s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
+        _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
+    },
+);
+
+/// Generates the packed-panel micro-kernel and the dot-product kernel for one ops table.
+macro_rules! kernels {
+    ($micro:ident, $dot:ident, $feat:literal, $t:ty, $ops:ident) => {
+        /// `MR × (NV·LANES)` register tile: `c ← alpha · a_panel · b + beta · c`.
+        ///
+        /// # Safety
+        /// See `Kernels::micro_raw`; additionally `1 ≤ tail ≤ LANES` is the number of valid
+        /// columns in the last vector and equals `LANES` unless `MASKED`.
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        pub(super) unsafe fn $micro<const MR: usize, const NV: usize, const MASKED: bool>(
+            kc: usize,
+            a: *const $t,
+            b: *const $t,
+            b_rs: isize,
+            tail: usize,
+            c: *mut $t,
+            c_rs: isize,
+            alpha: $t,
+            beta: $t,
+        ) {
+            use $ops as o;
+            let mask = o::mask(tail);
+            let mut acc = [[o::zero(); NV]; MR];
+            let mut a_p = a;
+            let mut b_p = b;
+            for _ in 0..kc {
+                // One row of the b tile, then an outer product with one column of a: MR·NV
+                // independent FMAs per step keep both FMA pipes busy.
+                let mut row = [o::zero(); NV];
+                for (v, r) in row.iter_mut().enumerate() {
+                    let p = b_p.add(v * o::LANES);
+                    *r = if MASKED && v + 1 == NV {
+                        o::load_m(p, mask)
+                    } else {
+                        o::load(p)
+                    };
+                }
+                for (i, acc_i) in acc.iter_mut().enumerate() {
+                    let a_i = o::splat(*a_p.add(i));
+                    for (acc_iv, &r) in acc_i.iter_mut().zip(&row) {
+                        *acc_iv = o::fma(a_i, r, *acc_iv);
+                    }
+                }
+                a_p = a_p.wrapping_add(MR);
+                b_p = b_p.wrapping_offset(b_rs);
+            }
+            let alpha_v = o::splat(alpha);
+            let beta_v = o::splat(beta);
+            // beta = 0 must not read c: it may hold NaN or uninitialized-looking garbage.
+            let read_c = beta != 0.0;
+            let mut c_p = c;
+            for acc_i in &acc {
+                for (v, &x) in acc_i.iter().enumerate() {
+                    let p = c_p.add(v * o::LANES);
+                    let scaled = o::mul(x, alpha_v);
+                    if MASKED && v + 1 == NV {
+                        let out = if read_c {
+                            o::fma(o::load_m(p, mask), beta_v, scaled)
+                        } else {
+                            scaled
+                        };
+                        o::store_m(p, mask, out);
+                    } else {
+                        let out = if read_c {
+                            o::fma(o::load(p), beta_v, scaled)
+                        } else {
+                            scaled
+                        };
+                        o::store(p, out);
+                    }
+                }
+                c_p = c_p.wrapping_offset(c_rs);
+            }
+        }
+
+        /// `DM × DN` dot products of length `k`, vectorized along `k`.
+        ///
+        /// # Safety
+        /// See `Kernels::dot_raw` (with `dm = DM`, `dn = DN`).
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn $dot<const DM: usize, const DN: usize>(
+            k: usize,
+            a: &[*const $t; DOT_ROWS],
+            b: &[*const $t; DOT_COLS],
+        ) -> [[$t; DOT_COLS]; DOT_ROWS] {
+            use $ops as o;
+            // The ragged tail goes first, as the accumulators' initial value, so the main loop
+            // is the last thing they live through before the sums (keeps them in registers).
+            let full = k - k % o::LANES;
+            let mut acc = [[o::zero(); DN]; DM];
+            if full < k {
+                // Masked loads: the zeroed lanes contribute nothing.
+                let mask = o::mask(k - full);
+                let mut av = [o::zero(); DM];
+                for (i, x) in av.iter_mut().enumerate() {
+                    *x = o::load_m(a[i].add(full), mask);
+                }
+                for j in 0..DN {
+                    let b_j = o::load_m(b[j].add(full), mask);
+                    for (acc_i, &a_i) in acc.iter_mut().zip(&av) {
+                        acc_i[j] = o::mul(a_i, b_j);
+                    }
+                }
+            }
+            let mut p = 0;
+            while p < full {
+                let mut av = [o::zero(); DM];
+                for (i, x) in av.iter_mut().enumerate() {
+                    *x = o::load(a[i].add(p));
+                }
+                // Each row of bᵀ is loaded once and used DM times right away, so only the DM
+                // vectors of a and the accumulators stay live.
+                for j in 0..DN {
+                    let b_j = o::load(b[j].add(p));
+                    for (acc_i, &a_i) in acc.iter_mut().zip(&av) {
+                        acc_i[j] = o::fma(a_i, b_j, acc_i[j]);
+                    }
+                }
+                p += o::LANES;
+            }
+            let mut out = [[0.0; DOT_COLS]; DOT_ROWS];
+            for (out_i, acc_i) in out.iter_mut().zip(&acc) {
+                for (o_ij, &acc_ij) in out_i.iter_mut().zip(acc_i) {
+                    *o_ij = o::hsum(acc_ij);
+                }
+            }
+            out
+        }
+    };
+}
+
+kernels!(
+    micro_f32_avx512,
+    dot_f32_avx512,
+    "avx512f",
+    f32,
+    ops_f32_avx512
+);
+kernels!(
+    micro_f64_avx512,
+    dot_f64_avx512,
+    "avx512f",
+    f64,
+    ops_f64_avx512
+);
+kernels!(micro_f32_avx2, dot_f32_avx2, "avx2,fma", f32, ops_f32_avx2);
+kernels!(micro_f64_avx2, dot_f64_avx2, "avx2,fma", f64, ops_f64_avx2);

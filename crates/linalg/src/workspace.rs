@@ -1,0 +1,75 @@
+//! Thread-local packing buffers, so products allocate only while a thread's buffers grow to the
+//! largest shape it has seen.
+
+use std::cell::RefCell;
+
+use num_traits::Zero;
+
+/// Scratch memory of one thread for one element type.
+pub struct Workspace<T> {
+    /// Packed micro-panels of `a`.
+    pub(crate) a: Vec<T>,
+    /// Packed panels of `b`.
+    pub(crate) b: Vec<T>,
+    /// A dense copy of `c` when `c` has no unit stride along either axis.
+    pub(crate) c: Vec<T>,
+}
+
+impl<T> Workspace<T> {
+    const fn new() -> Self {
+        Self {
+            a: Vec::new(),
+            b: Vec::new(),
+            c: Vec::new(),
+        }
+    }
+}
+
+/// Access to the calling thread's [`Workspace`] for `Self` (the sealed half of
+/// [`crate::Scalar`]).
+pub trait HasWorkspace: Sized {
+    /// Runs `f` with this thread's workspace, or with a fresh one if it is unavailable (during
+    /// thread teardown, or if `f` re-entered).
+    fn with_workspace<R>(f: impl FnOnce(&mut Workspace<Self>) -> R) -> R;
+}
+
+macro_rules! impl_has_workspace {
+    ($t:ty, $key:ident) => {
+        thread_local! {
+            static $key: RefCell<Workspace<$t>> = const { RefCell::new(Workspace::new()) };
+        }
+
+        impl HasWorkspace for $t {
+            fn with_workspace<R>(f: impl FnOnce(&mut Workspace<Self>) -> R) -> R {
+                let mut f = Some(f);
+                let done = $key.try_with(|cell| {
+                    let mut ws = cell.try_borrow_mut().ok()?;
+                    f.take().map(|f| f(&mut ws))
+                });
+                match (done, f) {
+                    (Ok(Some(r)), _) => r,
+                    (_, Some(f)) => f(&mut Workspace::new()),
+                    (_, None) => unreachable!("f ran or is still available"),
+                }
+            }
+        }
+    };
+}
+
+impl_has_workspace!(f32, WORKSPACE_F32);
+impl_has_workspace!(f64, WORKSPACE_F64);
+
+/// Bytes of alignment for packed buffers: one cache line, so vector loads never split lines.
+const ALIGN: usize = 64;
+
+/// A `len`-element, cache-line aligned window into `buf`, growing `buf` if needed (the only
+/// allocation in a product, and only until the buffer has reached its high-water mark).
+pub(crate) fn aligned<T: Copy + Zero>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    let pad = ALIGN / std::mem::size_of::<T>();
+    if buf.len() < len + pad {
+        buf.resize(len + pad, T::zero());
+    }
+    let offset = buf.as_ptr().align_offset(ALIGN);
+    let offset = if offset <= pad { offset } else { 0 };
+    &mut buf[offset..offset + len]
+}
