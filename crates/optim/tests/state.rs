@@ -20,7 +20,11 @@ const KINDS: [&str; 6] = [
 /// A different gradient for every step, so the buffers matter.
 fn grads_at(step: usize) -> Pair {
     let k = step as f64;
-    let (w, b) = if step.is_multiple_of(2) { grads1() } else { grads2() };
+    let (w, b) = if step.is_multiple_of(2) {
+        grads1()
+    } else {
+        grads2()
+    };
     (
         w.mapv(|v| v * (1.0 + 0.1 * k) - 0.05 * k),
         b.mapv(|v| v - 0.2 * k),
