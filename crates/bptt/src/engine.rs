@@ -3,7 +3,9 @@
 
 use std::collections::VecDeque;
 
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use std::ops::AddAssign;
+
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use recur_cell::Cell;
 use recur_core::{Error, Float, Result};
 use recur_loss::{Loss, Reduction};
@@ -353,10 +355,8 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         let ws = &mut self.ws;
         let b = inputs.batch();
         for t in from..to {
-            let (done, rest) = ws.states.view_mut().split_at(Axis(0), (t + 1) * b);
-            let prev = done.slice_move(s![t * b.., ..]);
-            let next = rest.slice_move(s![..b, ..]);
-            cell.forward(inputs.step(t), prev.view(), next, &mut ws.caches[t])?;
+            let (prev, next) = rows_pair(&mut ws.states, t * b, (t + 1) * b, b);
+            cell.forward(inputs.step(t), prev, next, &mut ws.caches[t])?;
         }
         Ok(())
     }
@@ -465,9 +465,7 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
             while pending > 0 && ws.passes[pending - 1].end == t {
                 pending -= 1;
                 ws.live.push_back(ws.passes[pending].start);
-                ws.stack
-                    .slice_mut(s![n * b..(n + 1) * b, ..])
-                    .fill(F::zero());
+                rows_mut(&mut ws.stack, n * b, (n + 1) * b).fill(F::zero());
                 n += 1;
             }
             if n == 0 {
@@ -476,16 +474,21 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
             if t >= inject_from {
                 // Output t belongs to the newest live pass: the one with the smallest end ≥ t.
                 let r = t - inject_from;
-                let mut newest = ws.stack.slice_mut(s![(n - 1) * b..n * b, ..hidden]);
-                newest += &ws.d_hidden.slice(s![r * b..(r + 1) * b, ..]);
+                let mut newest = rows_mut(&mut ws.stack, (n - 1) * b, n * b);
+                let from_outputs = rows(&ws.d_hidden, r * b, (r + 1) * b);
+                if hidden == newest.ncols() {
+                    newest += &from_outputs;
+                } else {
+                    newest.slice_mut(s![.., ..hidden]).add_assign(&from_outputs);
+                }
             }
             cell.backward_stacked(
                 inputs.step(t),
-                ws.states.slice(s![t * b..(t + 1) * b, ..]),
-                ws.states.slice(s![(t + 1) * b..(t + 2) * b, ..]),
+                rows(&ws.states, t * b, (t + 1) * b),
+                rows(&ws.states, (t + 1) * b, (t + 2) * b),
                 &ws.caches[t],
-                ws.stack.slice_mut(s![..n * b, ..]),
-                ws.stack_prev.slice_mut(s![..n * b, ..]),
+                rows_mut(&mut ws.stack, 0, n * b),
+                rows_mut(&mut ws.stack_prev, 0, n * b),
                 grads,
             )?;
             let mut expired = 0;
@@ -497,9 +500,11 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
                 std::mem::swap(&mut ws.stack, &mut ws.stack_prev);
             } else {
                 n -= expired;
-                ws.stack
-                    .slice_mut(s![..n * b, ..])
-                    .assign(&ws.stack_prev.slice(s![expired * b..(expired + n) * b, ..]));
+                rows_mut(&mut ws.stack, 0, n * b).assign(&rows(
+                    &ws.stack_prev,
+                    expired * b,
+                    (expired + n) * b,
+                ));
             }
         }
         Ok(())
@@ -538,6 +543,43 @@ fn excluded_steps(
         let a = if i == 0 { 0 } else { passes[i - 1].end + 1 }.max(from);
         (p.start > a).then_some((a, p.start))
     })
+}
+
+/// Rows `from..to` of a workspace matrix. Workspace arrays are allocated row-major, so a
+/// block of rows is a contiguous slice; viewing it directly avoids the cost of a general
+/// slice, which is noticeable at one call per time step on small models.
+fn rows<F: Float>(a: &Array2<F>, from: usize, to: usize) -> ArrayView2<'_, F> {
+    let cols = a.ncols();
+    let flat = a.as_slice().expect("workspace arrays are row-major");
+    ArrayView2::from_shape((to - from, cols), &flat[from * cols..to * cols])
+        .expect("the block lies inside the matrix")
+}
+
+/// Rows `from..to` of a workspace matrix, writable (see [`rows`]).
+fn rows_mut<F: Float>(a: &mut Array2<F>, from: usize, to: usize) -> ArrayViewMut2<'_, F> {
+    let cols = a.ncols();
+    let flat = a.as_slice_mut().expect("workspace arrays are row-major");
+    ArrayViewMut2::from_shape((to - from, cols), &mut flat[from * cols..to * cols])
+        .expect("the block lies inside the matrix")
+}
+
+/// Rows `from..from + len` (read) and `to..to + len` (write) of one workspace matrix, for a
+/// step that reads the previous state and writes the next (`from + len ≤ to`).
+fn rows_pair<F: Float>(
+    a: &mut Array2<F>,
+    from: usize,
+    to: usize,
+    len: usize,
+) -> (ArrayView2<'_, F>, ArrayViewMut2<'_, F>) {
+    let cols = a.ncols();
+    let flat = a.as_slice_mut().expect("workspace arrays are row-major");
+    let (head, tail) = flat.split_at_mut(to * cols);
+    let read = ArrayView2::from_shape((len, cols), &head[from * cols..(from + len) * cols]);
+    let write = ArrayViewMut2::from_shape((len, cols), &mut tail[..len * cols]);
+    (
+        read.expect("the block lies inside the matrix"),
+        write.expect("the block lies inside the matrix"),
+    )
 }
 
 /// Steps `from..to` of `inputs`, as a view.
