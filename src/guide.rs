@@ -16,3 +16,6 @@ pub mod truncation {}
 
 #[doc = include_str!("../docs/binary-addition.md")]
 pub mod binary_addition {}
+
+#[doc = include_str!("../docs/performance.md")]
+pub mod performance {}
