@@ -8,7 +8,7 @@
 //!
 //! | module | crate | what it holds |
 //! |---|---|---|
-//! | [`core`] | `recur-core` | [`Float`], [`ParamSet`], [`Input`], [`Error`], activations |
+//! | [`core`] | `recur-core` | [`Float`], [`ParamSet`], [`Input`], [`Error`], activations; `core::linalg` (matrix products) |
 //! | [`cell`] | `recur-cell` | the [`Cell`] trait, [`Elman`], the [`Linear`] readout, [`Init`] |
 //! | [`loss`] | `recur-loss` | [`Loss`], [`SoftmaxCrossEntropy`], [`MeanSquaredError`], [`SigmoidBinaryCrossEntropy`] |
 //! | [`optim`] | `recur-optim` | [`Optimizer`], [`Sgd`], [`Momentum`], [`Adagrad`], [`RmsProp`], [`Adam`], clipping, schedules |

@@ -51,6 +51,7 @@
 //!
 //! | crate | job |
 //! |---|---|
+//! | `recur-linalg` | allocation-free matrix products (AVX-512/AVX2 chosen at run time) |
 //! | `recur-core` | float bound, parameter sets, inputs, errors, activations |
 //! | `recur-cell` | the `Cell` trait, `Elman`, the `Linear` readout, initialisation |
 //! | `recur-loss` | losses that own their output function |
@@ -60,8 +61,8 @@
 //! | `recur-data` | corpora, vocabularies, binary-addition samples |
 //! | `recur` | the facade: re-exports, examples, benchmarks |
 //!
-//! Dependencies flow one way: core ← cell, loss, optim ← bptt; io builds on core and optim;
-//! data stands alone.
+//! Dependencies flow one way: linalg ← core ← cell, loss, optim ← bptt; io builds on
+//! core and optim; data stands alone.
 
 mod adagrad;
 mod adam;
