@@ -69,7 +69,7 @@ const HI_F32: f32 = 89.0; // exp(89) > f32::MAX.
 /// let x = 3.25_f64;
 /// assert!((exp_f64(x) / x.exp() - 1.0).abs() < 1e-15);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn exp_f64(x: f64) -> f64 {
     // Comparisons rather than `clamp`, so NaN passes through unchanged.
     let x = if x < LO_F64 { LO_F64 } else { x };
@@ -117,7 +117,7 @@ fn pow2_f64(k: f64) -> f64 {
 /// assert_eq!(exp_f32(100.0), f32::INFINITY);
 /// assert!((exp_f32(2.0) / 2.0_f32.exp() - 1.0).abs() < 1e-6);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     let x = if x < LO_F32 { LO_F32 } else { x };
     let x = if x > HI_F32 { HI_F32 } else { x };
@@ -154,7 +154,7 @@ fn pow2_f32(k: f32) -> f32 {
 /// assert_eq!(exp(0.0_f32), 1.0);
 /// assert!((exp(1.0_f64) - std::f64::consts::E).abs() < 1e-15);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn exp<F: Float>(x: F) -> F {
     if F::epsilon().to_f64_lossless() >= f64::from(f32::EPSILON) {
         F::from_f64_lossy(f64::from(exp_f32(x.to_f64_lossless() as f32)))
