@@ -59,6 +59,18 @@ pub struct Bptt<F: Float, C: Cell<F>> {
     truncation: Truncation,
     reduction: Reduction,
     ws: Workspace<F, C>,
+    /// `H·Hᵀ` and `Δ·Δᵀ` of a deferred readout gradient `Hᵀ·Δ`, for its norm.
+    grams: [Vec<F>; 2],
+}
+
+/// What the readout's backward pass does with its weight gradient `Hᵀ·∂L/∂Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadoutWeights {
+    /// Added into the gradient buffers, like every other gradient.
+    Accumulate,
+    /// Not stored: [`Bptt::deferred_readout_sq_norm`] gives its norm and
+    /// [`Bptt::apply_deferred_readout`] adds it, scaled, straight to the weights.
+    Defer,
 }
 
 /// Reused buffers. Row `t·batch + b` of a per-step matrix belongs to step `t`, sequence `b`;
@@ -67,8 +79,10 @@ pub struct Bptt<F: Float, C: Cell<F>> {
 struct Workspace<F: Float, C: Cell<F>> {
     seq_len: usize,
     batch: usize,
-    /// Rows of `logits` (and `d_logits`, `d_hidden`) the last output pass filled.
+    /// Rows of `logits` (and `d_logits`, `d_hidden`) the last output pass filled…
     output_rows: usize,
+    /// …for the steps from this one on.
+    output_from: usize,
     states: Array2<F>,
     caches: Vec<C::Cache>,
     cache_batch: usize,
@@ -89,6 +103,7 @@ impl<F: Float, C: Cell<F>> Default for Workspace<F, C> {
             seq_len: 0,
             batch: 0,
             output_rows: 0,
+            output_from: 0,
             states: Array2::zeros((0, 0)),
             caches: Vec::new(),
             cache_batch: 0,
@@ -120,6 +135,7 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
             truncation,
             reduction,
             ws: Workspace::default(),
+            grams: [Vec::new(), Vec::new()],
         }
     }
 
@@ -254,6 +270,26 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         initial: Option<ArrayView2<'_, F>>,
         grads: &mut Gradients<F, C>,
     ) -> Result<LossReport> {
+        self.accumulate_with(
+            model,
+            loss,
+            batch,
+            initial,
+            grads,
+            ReadoutWeights::Accumulate,
+        )
+    }
+
+    /// [`Bptt::accumulate`], with the readout's weight gradient stored or deferred.
+    pub(crate) fn accumulate_with(
+        &mut self,
+        model: &Model<F, C>,
+        loss: &dyn Loss<F>,
+        batch: SeqBatch<'_, F>,
+        initial: Option<ArrayView2<'_, F>>,
+        grads: &mut Gradients<F, C>,
+        weights: ReadoutWeights,
+    ) -> Result<LossReport> {
         recur_core::params::check_same_layout(model, grads)?;
         self.forward(model, batch.inputs, initial)?;
         let steps = Steps::whole(self.ws.seq_len);
@@ -261,9 +297,46 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
             .targets
             .check(steps.to, self.ws.batch, model.readout().output_size())?;
         self.truncation.passes(steps.to, &mut self.ws.passes);
-        let report = self.outputs(model, loss, batch.targets, steps, Some(&mut grads.readout))?;
+        let readout = Some((&mut grads.readout, weights));
+        let report = self.outputs(model, loss, batch.targets, steps, readout)?;
         self.sweep(model.cell(), batch.inputs, steps.from, &mut grads.cell)?;
         Ok(report)
+    }
+
+    /// Squared Frobenius norm of the readout weight gradient `G = Hᵀ·Δ` that the last
+    /// [`ReadoutWeights::Defer`] pass left unstored (`H`: the readout's input rows, `Δ`:
+    /// `∂L/∂Z`), from two `rows × rows` Gram matrices: `‖G‖² = Σᵣₛ (H·Hᵀ)ᵣₛ (Δ·Δᵀ)ᵣₛ`.
+    /// For a short batch that reads `Δ` once instead of writing and re-reading `G`.
+    pub(crate) fn deferred_readout_sq_norm(&mut self, cell: &C) -> Result<f64> {
+        let (h, d) = self.ws.readout_rows(cell);
+        let rows = h.nrows();
+        let mut grams = self.grams.iter_mut().map(|buffer| {
+            if buffer.len() < rows * rows {
+                buffer.resize(rows * rows, F::zero());
+            }
+            ArrayViewMut2::from_shape((rows, rows), &mut buffer[..rows * rows])
+                .expect("the buffer holds rows² values")
+        });
+        let (Some(mut gram_h), Some(mut gram_d)) = (grams.next(), grams.next()) else {
+            unreachable!("there are two Gram buffers")
+        };
+        recur_core::linalg::gemm(F::one(), h, h.t(), F::zero(), gram_h.view_mut())?;
+        recur_core::linalg::gemm(F::one(), d, d.t(), F::zero(), gram_d.view_mut())?;
+        let sum = ndarray::Zip::from(&gram_h)
+            .and(&gram_d)
+            .fold(0.0, |sum, &x, &y| {
+                sum + x.to_f64_lossless() * y.to_f64_lossless()
+            });
+        // Rounding can take a true zero slightly below it.
+        Ok(sum.max(0.0))
+    }
+
+    /// Adds `alpha·Hᵀ·Δ`, the deferred readout weight gradient of the last
+    /// [`ReadoutWeights::Defer`] pass scaled by `alpha`, to the readout's weights.
+    pub(crate) fn apply_deferred_readout(&self, model: &mut Model<F, C>, alpha: F) -> Result<()> {
+        let (cell, readout) = model.parts_mut();
+        let (h, d) = self.ws.readout_rows(cell);
+        readout.add_to_weights(alpha, h, d)
     }
 
     /// Streaming training over one long batch of sequences: every `stride` steps,
@@ -320,8 +393,8 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
                 to: local(done + new),
                 target_from: done,
             };
-            let report =
-                self.outputs(model, loss, batch.targets, steps, Some(&mut grads.readout))?;
+            let readout = Some((&mut grads.readout, ReadoutWeights::Accumulate));
+            let report = self.outputs(model, loss, batch.targets, steps, readout)?;
             self.sweep(model.cell(), view, steps.from, &mut grads.cell)?;
             update(model, grads, report)?;
             done += new;
@@ -370,7 +443,7 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         loss: &dyn Loss<F>,
         targets: SeqTargets<'_, F>,
         steps: Steps,
-        grads: Option<&mut recur_cell::LinearParams<F>>,
+        grads: Option<(&mut recur_cell::LinearParams<F>, ReadoutWeights)>,
     ) -> Result<LossReport> {
         let (cell, readout) = (model.cell(), model.readout());
         let ws = &mut self.ws;
@@ -394,6 +467,7 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         }
         readout.forward(hidden, ws.logits.slice_mut(s![..rows, ..]))?;
         ws.output_rows = rows;
+        ws.output_from = steps.from;
         let logits = ws.logits.slice(s![..rows, ..]);
         let row_loss = ws.row_loss.slice_mut(s![..rows]);
         let (t0, t1) = (steps.target_from, steps.target_from + steps.to - steps.from);
@@ -407,7 +481,7 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
                 .sum(),
             counted,
         };
-        let Some(grads) = grads else {
+        let Some((grads, weights)) = grads else {
             loss.evaluate(logits, target_rows, row_loss, None, F::one())?;
             return Ok(report(&ws.row_loss));
         };
@@ -434,12 +508,15 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
                 .fill(F::zero());
         }
         ensure(&mut ws.d_hidden, rows, cell.hidden_size());
-        readout.backward(
-            hidden,
-            d_logits.view(),
-            ws.d_hidden.slice_mut(s![..rows, ..]),
-            grads,
-        )?;
+        let d_hidden = ws.d_hidden.slice_mut(s![..rows, ..]);
+        match weights {
+            ReadoutWeights::Accumulate => {
+                readout.backward(hidden, d_logits.view(), d_hidden, grads)?
+            }
+            ReadoutWeights::Defer => {
+                readout.backward_except_weights(d_logits.view(), d_hidden, grads)?
+            }
+        }
         Ok(report(&ws.row_loss))
     }
 
@@ -508,6 +585,21 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
             }
         }
         Ok(())
+    }
+}
+
+impl<F: Float, C: Cell<F>> Workspace<F, C> {
+    /// The readout's input rows (the hidden part of the states) and `∂L/∂Z` of the last
+    /// output pass.
+    fn readout_rows(&self, cell: &C) -> (ArrayView2<'_, F>, ArrayView2<'_, F>) {
+        let rows = self.output_rows;
+        let hidden = if cell.state_size() == cell.hidden_size() {
+            let first = (self.output_from + 1) * self.batch;
+            self::rows(&self.states, first, first + rows)
+        } else {
+            self::rows(&self.hidden, 0, rows)
+        };
+        (hidden, self::rows(&self.d_logits, 0, rows))
     }
 }
 
@@ -587,5 +679,78 @@ fn window_input<F: Float>(inputs: SeqInput<'_, F>, from: usize, to: usize) -> Se
     match inputs {
         SeqInput::Tokens(ids) => SeqInput::Tokens(ids.slice_move(s![from..to, ..])),
         SeqInput::Dense(x) => SeqInput::Dense(x.slice_move(s![from..to, .., ..])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use recur_cell::{ElmanConfig, LinearConfig, Tanh};
+    use recur_core::params;
+    use recur_loss::SoftmaxCrossEntropy;
+
+    use super::*;
+
+    /// The deferred readout gradient's norm (from Gram matrices) and its direct application
+    /// equal the stored gradient's, for every truncation scheme and both reductions.
+    #[test]
+    fn deferred_readout_gradient_equals_the_stored_one() {
+        let (vocab, hidden, len, batch) = (9, 5, 7, 3);
+        let mut rng = StdRng::seed_from_u64(11);
+        let cell = ElmanConfig::new(vocab, hidden)
+            .init(Tanh, &mut rng)
+            .unwrap();
+        let readout = LinearConfig::new(hidden, vocab)
+            .with_bias(true)
+            .init(&mut rng)
+            .unwrap();
+        let model: Model<f64, _> = Model::new(cell, readout).unwrap();
+        let x = Array2::from_shape_fn((len, batch), |_| rng.random_range(0..vocab));
+        let y = Array2::from_shape_fn((len, batch), |_| rng.random_range(0..vocab));
+        let seq = SeqBatch {
+            inputs: SeqInput::Tokens(x.view()),
+            targets: SeqTargets::Classes(y.view()),
+        };
+        let schemes = ["full", "chunked:3", "per-output:2", "last:2", "bptt:4:2"];
+        for (scheme, reduction) in schemes
+            .iter()
+            .flat_map(|s| [(s, Reduction::Sum), (s, Reduction::Mean)])
+        {
+            let mut engine = Bptt::new(scheme.parse().unwrap(), reduction);
+            let (mut stored, mut deferred) = (model.zero_grads(), model.zero_grads());
+            let loss = &SoftmaxCrossEntropy;
+            engine
+                .accumulate(&model, loss, seq, None, &mut stored)
+                .unwrap();
+            engine
+                .accumulate_with(
+                    &model,
+                    loss,
+                    seq,
+                    None,
+                    &mut deferred,
+                    ReadoutWeights::Defer,
+                )
+                .unwrap();
+            assert!(deferred.readout.w_hy.iter().all(|&g| g == 0.0));
+            assert_eq!(deferred.readout.b_y, stored.readout.b_y);
+            let same_cell = params::flatten(&deferred.cell)
+                .iter()
+                .zip(params::flatten(&stored.cell))
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same_cell, "{scheme}: the cell's gradients differ");
+            let expected = params::sum_of_squares(&stored.readout.w_hy);
+            let got = engine.deferred_readout_sq_norm(model.cell()).unwrap();
+            assert!(
+                (got - expected).abs() <= 1e-12 * expected,
+                "{scheme} {reduction:?}: {got} vs {expected}"
+            );
+            let mut applied = model.clone();
+            engine.apply_deferred_readout(&mut applied, -0.5).unwrap();
+            let reference = &model.readout().params().w_hy - &(0.5 * &stored.readout.w_hy);
+            let diff = params::max_abs_diff(&applied.readout().params().w_hy, &reference);
+            assert!(diff.unwrap() < 1e-14);
+        }
     }
 }

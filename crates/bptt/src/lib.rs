@@ -60,6 +60,7 @@
 //! core and optim; data stands alone.
 
 mod engine;
+mod fused;
 mod gradcheck;
 mod model;
 mod sequence;

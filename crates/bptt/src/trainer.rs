@@ -6,7 +6,15 @@ use recur_core::{params, Error, Float, ParamSet, Result};
 use recur_loss::{Loss, Reduction};
 use recur_optim::{Clip, Optimizer};
 
+use crate::engine::ReadoutWeights;
+use crate::fused::WithoutReadoutWeight;
 use crate::{Bptt, Gradients, LossReport, Model, SeqBatch, Truncation};
+
+/// Longest batch, in rows (steps × sequences), whose SGD step on the readout weights is
+/// fused into the product that computes their gradient. The gradient's norm then comes
+/// from two `rows × rows` Gram matrices, whose cost grows as rows²; for longer batches,
+/// storing the gradient and walking it is cheaper.
+const FUSED_MAX_ROWS: usize = 64;
 
 /// What one parameter update saw and did; handed to progress bars and loss curves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,6 +40,13 @@ pub struct UpdateReport {
 ///
 /// A non-finite loss or gradient stops with [`Error::NonFinite`] before the optimizer runs,
 /// so parameters are never overwritten with NaN.
+///
+/// **Fused SGD step.** With plain SGD ([`Optimizer::plain_step_rate`]), no clipping or
+/// clipping by global norm, and short batches, [`Trainer::train_batch`] never stores the
+/// readout's weight gradient `G = Hᵀ·Δ` (for a language model, the largest gradient by
+/// far): its norm comes from `H·Hᵀ` and `Δ·Δᵀ`, and the step `W ← W − lr·G` is one matrix
+/// product straight into the weights. The result equals the stored-gradient path up to
+/// rounding.
 ///
 /// ```
 /// use ndarray::Array3;
@@ -62,6 +77,8 @@ pub struct UpdateReport {
 pub struct Trainer<F: Float, C: Cell<F>> {
     engine: Bptt<F, C>,
     grads: Gradients<F, C>,
+    /// Whether `grads` is all zeros, as every successful update leaves it.
+    grads_zero: bool,
     stepper: Stepper<F>,
 }
 
@@ -82,32 +99,76 @@ impl<F: Float> Stepper<F> {
         loss: LossReport,
     ) -> Result<UpdateReport> {
         let update = self.updates + 1;
-        if !loss.total.is_finite() {
-            return Err(Error::NonFinite {
-                what: "loss",
-                update,
-            });
-        }
+        finite("loss", loss.total, update)?;
         let grad_norm = params::global_norm(grads).to_f64_lossless();
-        if !grad_norm.is_finite() {
-            return Err(Error::NonFinite {
-                what: "gradient",
-                update,
-            });
-        }
+        finite("gradient", grad_norm, update)?;
         self.clip.apply(grads)?;
         let learning_rate = self.optimizer.learning_rate().to_f64_lossless();
         self.optimizer.step(model, grads)?;
         grads.zero();
-        self.updates = update;
+        Ok(self.count(loss, grad_norm, learning_rate))
+    }
+
+    /// The plain-SGD rate when the next update of a batch of `rows` rows can be fused (see
+    /// [`Trainer`]).
+    fn fused_rate(&self, rows: usize) -> Option<F> {
+        let uniform_clip = matches!(self.clip, Clip::None | Clip::GlobalNorm(_));
+        let rate = self.optimizer.plain_step_rate()?;
+        (uniform_clip && rows <= FUSED_MAX_ROWS).then_some(rate)
+    }
+
+    /// [`Stepper::update`] after a [`ReadoutWeights::Defer`] pass of `engine`: the same
+    /// checks, clipping and SGD step (at `rate`), with the readout weights updated inside the
+    /// product that forms their gradient.
+    fn update_fused<C: Cell<F>>(
+        &mut self,
+        model: &mut Model<F, C>,
+        grads: &mut Gradients<F, C>,
+        engine: &mut Bptt<F, C>,
+        loss: LossReport,
+        rate: F,
+    ) -> Result<UpdateReport> {
+        let update = self.updates + 1;
+        finite("loss", loss.total, update)?;
+        let mut rest = WithoutReadoutWeight::of_grads(grads);
+        let deferred = engine.deferred_readout_sq_norm(model.cell())?;
+        let grad_norm = (params::sum_of_squares(&rest) + deferred).sqrt();
+        finite("gradient", grad_norm, update)?;
+        let Some(factor) = self.clip.uniform_factor(grad_norm)? else {
+            unreachable!("fused updates are chosen only for uniform clipping")
+        };
+        let factor = F::from_f64_lossy(factor);
+        if factor < F::one() {
+            params::scale(&mut rest, factor);
+        }
+        let learning_rate = self.optimizer.learning_rate().to_f64_lossless();
+        self.optimizer
+            .step(&mut WithoutReadoutWeight::of_model(model), &rest)?;
+        engine.apply_deferred_readout(model, -(rate * factor))?;
+        rest.zero();
+        Ok(self.count(loss, grad_norm, learning_rate))
+    }
+
+    /// Counts a successful update and reports it.
+    fn count(&mut self, loss: LossReport, grad_norm: f64, learning_rate: f64) -> UpdateReport {
+        self.updates += 1;
         self.tokens += loss.counted as u64;
-        Ok(UpdateReport {
-            update,
+        UpdateReport {
+            update: self.updates,
             loss,
             grad_norm,
             tokens: self.tokens,
             learning_rate,
-        })
+        }
+    }
+}
+
+/// [`Error::NonFinite`] for update number `update` unless `value` is finite.
+fn finite(what: &'static str, value: f64, update: u64) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::NonFinite { what, update })
     }
 }
 
@@ -123,6 +184,7 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
         Trainer {
             engine: Bptt::new(truncation, reduction),
             grads: model.zero_grads(),
+            grads_zero: true,
             stepper: Stepper {
                 optimizer,
                 clip: Clip::None,
@@ -151,11 +213,32 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
         batch: SeqBatch<'_, F>,
         initial: Option<ArrayView2<'_, F>>,
     ) -> Result<UpdateReport> {
-        self.grads.zero();
-        let report = self
-            .engine
-            .accumulate(model, loss, batch, initial, &mut self.grads)?;
-        self.stepper.update(model, &mut self.grads, report)
+        let rows = batch.inputs.seq_len() * batch.inputs.batch();
+        let fused = self.stepper.fused_rate(rows);
+        self.dirty_grads();
+        let weights = match fused {
+            Some(_) => ReadoutWeights::Defer,
+            None => ReadoutWeights::Accumulate,
+        };
+        let (engine, grads) = (&mut self.engine, &mut self.grads);
+        let report = engine.accumulate_with(model, loss, batch, initial, grads, weights)?;
+        let update = match fused {
+            Some(rate) => self
+                .stepper
+                .update_fused(model, grads, engine, report, rate)?,
+            None => self.stepper.update(model, grads, report)?,
+        };
+        self.grads_zero = true;
+        Ok(update)
+    }
+
+    /// Zeroes the gradient buffers unless they are known to be zero, and marks them as
+    /// about to be written.
+    fn dirty_grads(&mut self) {
+        if !self.grads_zero {
+            self.grads.zero();
+        }
+        self.grads_zero = false;
     }
 
     /// Streams over one long batch of sequences (`[T, B]`, T as long as a whole text):
@@ -174,9 +257,9 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
         initial: Option<ArrayView2<'_, F>>,
         on_update: &mut dyn FnMut(&UpdateReport),
     ) -> Result<Array2<F>> {
-        self.grads.zero();
+        self.dirty_grads();
         let stepper = &mut self.stepper;
-        self.engine.stream(
+        let state = self.engine.stream(
             model,
             loss,
             batch,
@@ -186,7 +269,9 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
                 on_update(&stepper.update(model, grads, report)?);
                 Ok(())
             },
-        )
+        )?;
+        self.grads_zero = true;
+        Ok(state)
     }
 
     /// Loss of a batch under the current parameters (no update).

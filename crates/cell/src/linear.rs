@@ -200,23 +200,92 @@ impl<F: Float> Linear<F> {
         d_h: ArrayViewMut2<'_, F>,
         grads: &mut LinearParams<F>,
     ) -> Result<()> {
-        self.check("Linear::backward h", h, self.hidden_size())?;
+        self.check_rows("Linear::backward", h, d_logits)?;
+        gemm(F::one(), h.t(), d_logits, F::one(), grads.w_hy.view_mut())?;
+        self.backward_except_weights(d_logits, d_h, grads)
+    }
+
+    /// [`Linear::backward`] without the weight gradient `hᵀ·d_logits`: adds the bias
+    /// gradient into `grads.b_y` and writes `d_h = d_logits·W_hyᵀ`; `grads.w_hy` is not
+    /// touched. A caller whose update is a plain scaled gradient can then apply the weight
+    /// gradient straight to the weights with [`Linear::add_to_weights`], without ever
+    /// storing it.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] on inconsistent shapes.
+    pub fn backward_except_weights(
+        &self,
+        d_logits: ArrayView2<'_, F>,
+        d_h: ArrayViewMut2<'_, F>,
+        grads: &mut LinearParams<F>,
+    ) -> Result<()> {
         self.check("Linear::backward d_logits", d_logits, self.output_size())?;
         self.check("Linear::backward d_h", d_h.view(), self.hidden_size())?;
-        if h.nrows() != d_logits.nrows() || h.nrows() != d_h.nrows() {
+        if d_logits.nrows() != d_h.nrows() {
             return Err(Error::shape(
-                "Linear::backward",
-                &[h.nrows(), self.output_size()],
-                d_logits.shape(),
+                "Linear::backward d_h",
+                &[d_logits.nrows(), self.hidden_size()],
+                d_h.shape(),
             ));
         }
-        gemm(F::one(), h.t(), d_logits, F::one(), grads.w_hy.view_mut())?;
         if let Some(b) = &mut grads.b_y {
             for row in d_logits.rows() {
                 *b += &row;
             }
         }
         gemm(F::one(), d_logits, self.params.w_hy.t(), F::zero(), d_h)?;
+        Ok(())
+    }
+
+    /// `W_hy ← W_hy + alpha·hᵀ·d_logits`: a weight gradient, scaled (for SGD, by minus the
+    /// learning rate), added to the weights in one matrix product.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use recur_cell::{Linear, LinearParams};
+    ///
+    /// let mut lin = Linear::from_params(LinearParams { w_hy: array![[1.0_f64, 2.0]], b_y: None })?;
+    /// lin.add_to_weights(-0.5, array![[2.0]].view(), array![[1.0, -1.0]].view())?;
+    /// assert_eq!(lin.params().w_hy, array![[0.0, 3.0]]);
+    /// # Ok::<(), recur_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] on inconsistent shapes; the weights are then unchanged.
+    pub fn add_to_weights(
+        &mut self,
+        alpha: F,
+        h: ArrayView2<'_, F>,
+        d_logits: ArrayView2<'_, F>,
+    ) -> Result<()> {
+        self.check_rows("Linear::add_to_weights", h, d_logits)?;
+        gemm(
+            alpha,
+            h.t(),
+            d_logits,
+            F::one(),
+            self.params.w_hy.view_mut(),
+        )?;
+        Ok(())
+    }
+
+    /// Checks that `h` and `d_logits` are rows of this layer's inputs and outputs, as many
+    /// of each.
+    fn check_rows(
+        &self,
+        op: &'static str,
+        h: ArrayView2<'_, F>,
+        d_logits: ArrayView2<'_, F>,
+    ) -> Result<()> {
+        self.check(op, h, self.hidden_size())?;
+        self.check(op, d_logits, self.output_size())?;
+        if h.nrows() != d_logits.nrows() {
+            return Err(Error::shape(
+                op,
+                &[h.nrows(), self.output_size()],
+                d_logits.shape(),
+            ));
+        }
         Ok(())
     }
 
@@ -251,6 +320,34 @@ mod tests {
         assert_eq!(d_h, array![[5.0, 11.0, 17.0]]);
         assert_eq!(g.w_hy, array![[1.0, 2.0], [0.0, 0.0], [-1.0, -2.0]]);
         assert_eq!(g.b_y, Some(array![1.0, 2.0]));
+    }
+
+    #[test]
+    fn split_backward_equals_backward() {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+        let mut lin = LinearConfig::new(4, 6)
+            .with_bias(true)
+            .init::<f64>(&mut rng)
+            .unwrap();
+        let h = Array2::from_shape_fn((5, 4), |(i, j)| (i as f64 - 2.0) * 0.3 + j as f64 * 0.1);
+        let d_logits = Array2::from_shape_fn((5, 6), |(i, j)| ((i * 7 + j) % 5) as f64 - 2.0);
+        let (mut whole, mut split) = (lin.zero_grads(), lin.zero_grads());
+        let (mut d_h, mut d_h_split) = (Array2::zeros((5, 4)), Array2::zeros((5, 4)));
+        lin.backward(h.view(), d_logits.view(), d_h.view_mut(), &mut whole)
+            .unwrap();
+        lin.backward_except_weights(d_logits.view(), d_h_split.view_mut(), &mut split)
+            .unwrap();
+        assert_eq!(d_h, d_h_split);
+        assert_eq!(whole.b_y, split.b_y);
+        assert!(split.w_hy.iter().all(|&g| g == 0.0));
+        let expected = &lin.params().w_hy - &(0.25 * &whole.w_hy);
+        lin.add_to_weights(-0.25, h.view(), d_logits.view())
+            .unwrap();
+        let diff = (&lin.params().w_hy - &expected).mapv(f64::abs);
+        assert!(diff.iter().all(|&d| d < 1e-14), "{diff}");
+        assert!(lin
+            .add_to_weights(1.0, h.view(), d_logits.slice(ndarray::s![..4, ..]))
+            .is_err());
     }
 
     #[test]

@@ -210,9 +210,15 @@ fn sum_of_squares_lanes<F: Float>(values: &[F]) -> f64 {
 /// Euclidean norm of all entries together, accumulated in `f64`. Rows a slot reports as
 /// the only non-zero ones are the only ones read.
 pub fn global_norm<F: Float>(set: &dyn ParamSet<F>) -> F {
+    F::from_f64_lossy(sum_of_squares(set).sqrt())
+}
+
+/// Sum of the squares of all entries, accumulated in `f64` (the square of [`global_norm`],
+/// for adding the norms of several sets). Reads only reported rows, as [`global_norm`].
+pub fn sum_of_squares<F: Float>(set: &dyn ParamSet<F>) -> f64 {
     let mut sum = 0.0_f64;
     for_each_slice(set, |values| sum += slice_sum_of_squares(values));
-    F::from_f64_lossy(sum.sqrt())
+    sum
 }
 
 /// Whether every entry is finite (reading only reported rows, as [`global_norm`]).

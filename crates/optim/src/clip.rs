@@ -134,6 +134,34 @@ impl Clip {
             }
         }
     }
+
+    /// The factor by which [`Clip::apply`] would scale every entry of a gradient whose
+    /// global norm is `norm`, when this policy is such a uniform rescaling: 1 for
+    /// [`Clip::None`] and for a norm within the bound (or not finite), `max / norm` above
+    /// it. `None` for [`Clip::Value`], which changes entries one by one.
+    ///
+    /// ```
+    /// use recur_optim::Clip;
+    ///
+    /// assert_eq!(Clip::GlobalNorm(1.0).uniform_factor(4.0)?, Some(0.25));
+    /// assert_eq!(Clip::GlobalNorm(1.0).uniform_factor(0.5)?, Some(1.0));
+    /// assert_eq!(Clip::Value(1.0).uniform_factor(4.0)?, None);
+    /// # Ok::<(), recur_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the limit is not finite and positive.
+    pub fn uniform_factor(&self, norm: f64) -> Result<Option<f64>> {
+        match *self {
+            Clip::None => Ok(Some(1.0)),
+            Clip::Value(limit) => check_limit("clip limit", limit).map(|()| None),
+            Clip::GlobalNorm(max) => {
+                check_limit("max norm", max)?;
+                let clipped = norm.is_finite() && norm > max;
+                Ok(Some(if clipped { max / norm } else { 1.0 }))
+            }
+        }
+    }
 }
 
 impl FromStr for Clip {

@@ -53,6 +53,17 @@ pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
     ///   the refused update (`steps_taken() + 1`).
     fn step(&mut self, params: &mut dyn ParamSet<F>, grads: &dyn ParamSet<F>) -> Result<()>;
 
+    /// `Some(rate)` when every step is exactly `θ ← θ − rate·g` on each entry, with no
+    /// other state than the step count (plain SGD); `None` for every other rule (the
+    /// default).
+    ///
+    /// A trainer may then apply part of the update itself, inside the matrix product that
+    /// computes that part of the gradient, instead of storing the gradient and walking it
+    /// again (see `recur_bptt::Trainer`). It still calls [`step`](Self::step) for the rest.
+    fn plain_step_rate(&self) -> Option<F> {
+        None
+    }
+
     /// The current learning rate.
     fn learning_rate(&self) -> F;
 

@@ -76,6 +76,10 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
         Ok(())
     }
 
+    fn plain_step_rate(&self) -> Option<F> {
+        Some(self.lr)
+    }
+
     fn learning_rate(&self) -> F {
         self.lr
     }
