@@ -2,10 +2,11 @@
 //! time for any cell.
 
 use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
 
 use std::ops::AddAssign;
 
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use recur_cell::Cell;
 use recur_core::{Error, Float, Result};
 use recur_loss::{Loss, Reduction};
@@ -471,7 +472,6 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         let logits = ws.logits.slice(s![..rows, ..]);
         let row_loss = ws.row_loss.slice_mut(s![..rows]);
         let (t0, t1) = (steps.target_from, steps.target_from + steps.to - steps.from);
-        let target_rows = targets.rows(t0, t1);
         let counted = targets.counted(t0, t1);
         let report = |row_loss: &Array1<F>| LossReport {
             total: row_loss
@@ -482,7 +482,7 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
             counted,
         };
         let Some((grads, weights)) = grads else {
-            loss.evaluate(logits, target_rows, row_loss, None, F::one())?;
+            evaluate_loss(loss, logits, (targets, t0, b), row_loss, None, F::one())?;
             return Ok(report(&ws.row_loss));
         };
         // Outputs that precede their pass's window (only `last(k)` has any) get no
@@ -495,9 +495,10 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
         let scale = self.reduction.scale::<F>(counted - excluded_rows);
         ensure(&mut ws.d_logits, rows, outputs);
         let mut d_logits = ws.d_logits.slice_mut(s![..rows, ..]);
-        loss.evaluate(
+        evaluate_loss(
+            loss,
             logits,
-            target_rows,
+            (targets, t0, b),
             row_loss,
             Some(d_logits.view_mut()),
             scale,
@@ -600,6 +601,55 @@ impl<F: Float, C: Cell<F>> Workspace<F, C> {
             self::rows(&self.hidden, 0, rows)
         };
         (hidden, self::rows(&self.d_logits, 0, rows))
+    }
+}
+
+/// Logit entries from which the loss is split over threads: below, waking a worker costs
+/// more than it saves.
+const PARALLEL_LOSS_MIN: usize = 1 << 16;
+
+/// [`Loss::evaluate`] on rows of whole steps (`batch` rows each; their targets start at
+/// step `first_step`), split by steps over [`recur_core::linalg::threads`] when the logits are
+/// big enough. Each row is computed exactly as on one thread.
+fn evaluate_loss<F: Float>(
+    loss: &dyn Loss<F>,
+    logits: ArrayView2<'_, F>,
+    (targets, first_step, batch): (SeqTargets<'_, F>, usize, usize),
+    mut row_loss: ArrayViewMut1<'_, F>,
+    mut d_logits: Option<ArrayViewMut2<'_, F>>,
+    grad_scale: F,
+) -> Result<()> {
+    let steps = logits.nrows() / batch.max(1);
+    let parts = if logits.len() >= PARALLEL_LOSS_MIN {
+        (2 * recur_core::linalg::threads()).min(steps)
+    } else {
+        1
+    };
+    if parts <= 1 {
+        let target_rows = targets.rows(first_step, first_step + steps);
+        return loss.evaluate(logits, target_rows, row_loss, d_logits, grad_scale);
+    }
+    let rows = steps.div_ceil(parts) * batch;
+    let mut d_chunks = d_logits
+        .as_mut()
+        .map(|d| d.axis_chunks_iter_mut(Axis(0), rows));
+    let parts = logits
+        .axis_chunks_iter(Axis(0), rows)
+        .zip(row_loss.axis_chunks_iter_mut(Axis(0), rows))
+        .enumerate()
+        .map(move |(i, (z, l))| (i, z, l, d_chunks.as_mut().and_then(Iterator::next)));
+    let first_error = Mutex::new(None);
+    recur_core::linalg::for_each_parallel(parts, |(i, z, l, d)| {
+        let from = first_step + i * rows / batch;
+        let target_rows = targets.rows(from, from + z.nrows() / batch);
+        if let Err(e) = loss.evaluate(z, target_rows, l, d, grad_scale) {
+            let mut slot = first_error.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.get_or_insert(e);
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

@@ -55,4 +55,4 @@ pub use error::LinalgError;
 pub use gemm::{gemm, gemm_with_isa};
 pub use isa::Isa;
 pub use scalar::Scalar;
-pub use threads::{set_threads, threads};
+pub use threads::{for_each_parallel, set_threads, threads};

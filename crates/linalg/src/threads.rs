@@ -69,6 +69,42 @@ pub fn set_threads(n: usize) -> Result<(), LinalgError> {
     Ok(())
 }
 
+/// Calls `f` on every item, sharing the items out over up to [`threads()`] threads (the
+/// calling thread and pooled workers) from one queue, and returns when all are done.
+///
+/// For work beside the products that splits into independent parts, such as the rows of a
+/// softmax. Items are handed out in order, one at a time; which thread runs which depends on
+/// timing, so results must not (each item writing only its own output is the usual way).
+/// With one thread, or while another call holds the workers, everything runs on the calling
+/// thread. A panic in `f` on a worker is re-raised here.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// let mut rows = vec![[1_u32; 4]; 8];
+/// let total = AtomicUsize::new(0);
+/// recur_linalg::for_each_parallel(rows.iter_mut(), |row| {
+///     row.iter_mut().for_each(|v| *v *= 2);
+///     total.fetch_add(row.len(), Ordering::Relaxed);
+/// });
+/// assert!(rows.iter().flatten().all(|&v| v == 2));
+/// assert_eq!(total.into_inner(), 32);
+/// ```
+pub fn for_each_parallel<I: Send>(items: impl Iterator<Item = I> + Send, f: impl Fn(I) + Sync) {
+    let runners = threads();
+    if runners <= 1 {
+        items.for_each(f);
+        return;
+    }
+    let queue = Mutex::new(items);
+    let job = |_runner: usize| loop {
+        let next = lock(&queue).next();
+        let Some(item) = next else { break };
+        f(item);
+    };
+    run(runners, &job);
+}
+
 /// A job the workers run: called once per runner with the runner's index.
 type Job<'a> = &'a (dyn Fn(usize) + Sync + 'a);
 
@@ -170,7 +206,7 @@ pub(crate) fn run(runners: usize, job: Job<'_>) {
     job(0);
     drop(finish);
     if lock(&POOL.state).panicked {
-        panic!("recur-linalg: a gemm worker thread panicked");
+        panic!("recur-linalg: a worker thread panicked");
     }
 }
 

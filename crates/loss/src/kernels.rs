@@ -25,7 +25,7 @@ fn greater<F: Float>(a: F, b: F) -> F {
 }
 
 /// Largest element of a slice (`−∞` when empty).
-#[inline]
+#[inline(always)]
 fn max_slice<F: Float>(z: &[F]) -> F {
     let mut acc = [F::neg_infinity(); LANES];
     let chunks = z.chunks_exact(LANES);
@@ -37,6 +37,20 @@ fn max_slice<F: Float>(z: &[F]) -> F {
     }
     let m = acc.iter().fold(F::neg_infinity(), |m, &v| greater(m, v));
     tail.iter().fold(m, |m, &v| greater(m, v))
+}
+
+/// `values ← k · values`.
+#[inline(always)]
+fn scale_slice<F: Float>(values: &mut [F], k: F) {
+    values.iter_mut().for_each(|v| *v = *v * k);
+}
+
+/// Multiplies a row by `k` (vectorised when the row is contiguous).
+pub(crate) fn scale_row<F: Float>(mut row: ArrayViewMut1<'_, F>, k: F) {
+    match row.as_slice_mut() {
+        Some(values) => wide::scale(values, k),
+        None => row.mapv_inplace(|v| v * k),
+    }
 }
 
 /// `Σ exp(z − shift)` over a slice.
@@ -101,7 +115,7 @@ pub(crate) fn shifted_exp_sum<F: Float>(
     exps: Option<ArrayViewMut1<'_, F>>,
 ) -> (F, F) {
     let max = match z.as_slice() {
-        Some(z) => max_slice(z),
+        Some(z) => wide::max(z),
         None => z.iter().fold(F::neg_infinity(), |m, &v| greater(m, v)),
     };
     let sum = match (z.as_slice(), exps) {
@@ -183,6 +197,38 @@ mod wide {
     #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
     fn exp_sum_into_avx512<F: Float>(z: &[F], shift: F, out: &mut [F]) -> F {
         super::exp_sum_into_slice(z, shift, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+    fn max_avx512<F: Float>(z: &[F]) -> F {
+        super::max_slice(z)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+    fn scale_avx512<F: Float>(values: &mut [F], k: F) {
+        super::scale_slice(values, k)
+    }
+
+    /// Largest element (`−∞` when empty).
+    pub(super) fn max<F: Float>(z: &[F]) -> F {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: the CPU supports every feature `max_avx512` is compiled with.
+            return unsafe { max_avx512(z) };
+        }
+        super::max_slice(z)
+    }
+
+    /// `values ← k · values`.
+    pub(super) fn scale<F: Float>(values: &mut [F], k: F) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: the CPU supports every feature `scale_avx512` is compiled with.
+            return unsafe { scale_avx512(values, k) };
+        }
+        super::scale_slice(values, k)
     }
 
     /// `Σ exp(z − shift)`.

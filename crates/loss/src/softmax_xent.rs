@@ -4,7 +4,7 @@ use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use recur_core::{Error, Float, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::shifted_exp_sum;
+use crate::kernels::{scale_row, shifted_exp_sum};
 use crate::targets::{check_dense_range, check_outputs, RowTarget};
 use crate::{Loss, Targets};
 
@@ -101,7 +101,7 @@ impl<F: Float> Loss<F> for SoftmaxCrossEntropy {
                     if let Some(d) = &mut d {
                         // d holds exp(z − max); turn it into grad_scale · (softmax − onehot).
                         let k = grad_scale / sum;
-                        d.mapv_inplace(|e| e * k);
+                        scale_row(d.view_mut(), k);
                         d[y] -= grad_scale;
                     }
                     // logsumexp(z) − z_y, with the max taken out of both terms.
@@ -141,7 +141,7 @@ impl<F: Float> Loss<F> for SoftmaxCrossEntropy {
         for (z, mut p) in logits.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
             let (_, sum) = shifted_exp_sum(z, Some(p.view_mut()));
             let k = F::one() / sum;
-            p.mapv_inplace(|e| e * k);
+            scale_row(p.view_mut(), k);
         }
         Ok(())
     }
