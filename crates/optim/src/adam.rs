@@ -109,19 +109,7 @@ impl<F: Float> Optimizer<F> for Adam<F> {
         Ok(())
     }
 
-    fn learning_rate(&self) -> F {
-        self.lr
-    }
-
-    fn set_learning_rate(&mut self, lr: F) -> Result<()> {
-        check_positive("learning rate", lr)?;
-        self.lr = lr;
-        Ok(())
-    }
-
-    fn steps_taken(&self) -> u64 {
-        self.steps
-    }
+    crate::optimizer::rate_and_steps!();
 
     fn reset(&mut self) {
         self.steps = 0;

@@ -4,6 +4,28 @@ use recur_core::{Float, ParamSet, Result};
 
 use crate::OptimizerState;
 
+/// Expands, inside an `impl Optimizer<F>`, to the three methods every optimizer of this
+/// crate implements alike from its `lr` and `steps` fields: `learning_rate`,
+/// `set_learning_rate` (refusing a rate that is not finite and positive) and `steps_taken`.
+macro_rules! rate_and_steps {
+    () => {
+        fn learning_rate(&self) -> F {
+            self.lr
+        }
+
+        fn set_learning_rate(&mut self, lr: F) -> recur_core::Result<()> {
+            crate::kernel::check_positive("learning rate", lr)?;
+            self.lr = lr;
+            Ok(())
+        }
+
+        fn steps_taken(&self) -> u64 {
+            self.steps
+        }
+    };
+}
+pub(crate) use rate_and_steps;
+
 /// An update rule for any [`ParamSet`]: `params ← params − update(grads)`.
 ///
 /// Object safe, so a trainer can hold a `Box<dyn Optimizer<F>>` chosen at run time (see
@@ -60,6 +82,16 @@ pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
     /// A trainer may then apply part of the update itself, inside the matrix product that
     /// computes that part of the gradient, instead of storing the gradient and walking it
     /// again (see `recur_bptt::Trainer`). It still calls [`step`](Self::step) for the rest.
+    ///
+    /// ```
+    /// use recur_optim::{Optimizer, OptimizerConfig};
+    ///
+    /// let sgd = "sgd:0.25".parse::<OptimizerConfig>()?.build::<f64>()?;
+    /// assert_eq!(sgd.plain_step_rate(), Some(0.25));
+    /// let momentum = "momentum:0.25:0.9".parse::<OptimizerConfig>()?.build::<f64>()?;
+    /// assert_eq!(momentum.plain_step_rate(), None);
+    /// # Ok::<(), recur_core::Error>(())
+    /// ```
     fn plain_step_rate(&self) -> Option<F> {
         None
     }
