@@ -223,6 +223,86 @@ fn every_layout_combination() {
     }
 }
 
+/// Products of at most 4096 multiply-adds take their own path (dense slices in the best
+/// orientation, or plain indexing): every layout combination, around the widths of its
+/// blocks (16 columns, 4 dot products of 4 lanes), with depth 1 (outer products), single
+/// rows and single columns, and every alpha/beta case.
+#[test]
+fn tiny_products_every_shape_and_layout() {
+    const SIZES: [usize; 9] = [1, 2, 3, 4, 5, 8, 16, 17, 33];
+    let mut seed = 20_000;
+    for &m in &SIZES {
+        for &n in &SIZES {
+            for &k in &SIZES {
+                if m * n * k > 4096 {
+                    continue;
+                }
+                for la in LAYOUTS {
+                    for lb in LAYOUTS {
+                        for lc in LAYOUTS {
+                            seed += 1;
+                            run_case(Isa::Portable, (m, n, k), (1.0, 0.0), [la, lb, lc], seed);
+                        }
+                    }
+                }
+                for &(alpha, beta) in &[(1.0, 1.0), (-0.5, 0.5), (2.25, -1.0), (0.75, 0.0)] {
+                    for layouts in [
+                        [Layout::RowMajor; 3],
+                        [Layout::RowMajor, Layout::ColMajor, Layout::RowMajor],
+                        [Layout::ColMajor, Layout::RowMajor, Layout::ColMajor],
+                        [Layout::Strided, Layout::Reversed, Layout::Sliced],
+                    ] {
+                        seed += 1;
+                        run_case(Isa::detect(), (m, n, k), (alpha, beta), layouts, seed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The tiny path in f32, against the f64 reference.
+#[test]
+fn tiny_products_f32() {
+    let mut rng = StdRng::seed_from_u64(77);
+    for (m, n, k) in [
+        (1, 16, 16),
+        (16, 16, 1),
+        (8, 1, 16),
+        (16, 1, 8),
+        (3, 17, 5),
+        (1, 33, 2),
+    ] {
+        let (a, b, c0) = (
+            random(&mut rng, m, k),
+            random(&mut rng, k, n),
+            random(&mut rng, m, n),
+        );
+        let want = naive(0.5, a.view(), b.view(), -1.5, c0.view());
+        let (a32, b32) = (a.mapv(|x| x as f32), b.mapv(|x| x as f32));
+        let mut c = c0.mapv(|x| x as f32);
+        gemm(0.5_f32, a32.view(), b32.view(), -1.5, c.view_mut()).unwrap();
+        check(
+            c.mapv(f64::from).view(),
+            &want,
+            k,
+            1e-6,
+            &format!("f32 tiny {m}x{n}x{k}"),
+        );
+        // b as a transposed view (dot products).
+        let bt32 = b32.t().to_owned();
+        let mut c = c0.mapv(|x| x as f32);
+        gemm(0.5_f32, a32.view(), bt32.t(), -1.5, c.view_mut()).unwrap();
+        check(
+            c.mapv(f64::from).view(),
+            &want,
+            k,
+            1e-6,
+            &format!("f32 tiny dots {m}x{n}x{k}"),
+        );
+    }
+}
+
 /// The recurrent-model shapes, with the layouts the engine uses.
 #[test]
 fn model_shapes() {
