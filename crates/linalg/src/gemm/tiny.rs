@@ -15,7 +15,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::Scalar;
+use crate::{run_wide, Isa, Scalar, WideLoop};
 
 /// Products of at most this many multiply-adds take this path.
 pub(super) const TINY: usize = 4096;
@@ -29,21 +29,9 @@ const BLOCK: usize = 16;
 /// that the compiler may not reorder (and so cannot vectorise).
 const DOT_LANES: usize = 4;
 
-/// Columns of `c` that [`dots`] computes together, sharing each load of the row of `a`.
-const DOT_COLS: usize = 4;
-
-/// Which kernel [`tiny`] runs, decided from the operands' layouts alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Plan {
-    /// Dense slices in the given orientation (`transposed`: `cᵀ = bᵀ·aᵀ`), with this kernel.
-    Dense { transposed: bool, kernel: Kernel },
-    /// No orientation has dense slices: plain indexing.
-    Indexed,
-}
-
 /// The dense kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kernel {
+enum Kernel {
     /// Depth 1: `c ← beta·c + alpha·a·b` with `a` a column and `b` a row.
     Outer,
     /// Row-major `b`: rows of `c` as weighted sums of rows of `b`.
@@ -52,105 +40,97 @@ pub(super) enum Kernel {
     Dots,
 }
 
-/// The kernel for `a·b` if `a` is row-major and `b` row- or column-major.
-fn kernel<T>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Option<Kernel> {
-    if !a.is_standard_layout() {
-        return None;
-    }
+/// The kernel for `a·b` and the slices it reads (`a`, and `b` or `bᵀ`, row-major), if `a`
+/// is dense row-major and `b` dense either way. Each check is one of ndarray's layout tests,
+/// which also hands over the slice: at these sizes even those tests are a visible cost.
+fn choose<'a, T>(a: ArrayView2<'a, T>, b: ArrayView2<'a, T>) -> Option<(Kernel, &'a [T], &'a [T])> {
     let (k, n) = b.dim();
-    let b_rows = b.is_standard_layout();
-    let b_cols = b.t().is_standard_layout();
-    match (b_rows, b_cols) {
-        (true, _) if k == 1 => Some(Kernel::Outer),
-        // A single column: dot products, not a serial chain over one-element rows.
-        (true, true) if n == 1 => Some(Kernel::Dots),
-        (true, _) => Some(Kernel::WeightedRows),
-        (false, true) => Some(Kernel::Dots),
-        (false, false) => None,
+    let a = a.to_slice()?;
+    match b.to_slice() {
+        Some(b) if k == 1 => Some((Kernel::Outer, a, b)),
+        // A single column (dense both ways): dot products, not a serial chain over
+        // one-element rows.
+        Some(bt) if n == 1 => Some((Kernel::Dots, a, bt)),
+        Some(b) => Some((Kernel::WeightedRows, a, b)),
+        None => b.reversed_axes().to_slice().map(|bt| (Kernel::Dots, a, bt)),
     }
-}
-
-/// The plan for `c ← alpha·a·b + beta·c`; `c` itself is judged by the caller.
-pub(super) fn plan<T>(
-    a: &ArrayView2<'_, T>,
-    b: &ArrayView2<'_, T>,
-    c: &ArrayViewMut2<'_, T>,
-) -> Plan {
-    if c.is_standard_layout() {
-        if let Some(kernel) = kernel(a, b) {
-            return Plan::Dense {
-                transposed: false,
-                kernel,
-            };
-        }
-    }
-    if c.t().is_standard_layout() {
-        if let Some(kernel) = kernel(&b.t(), &a.t()) {
-            return Plan::Dense {
-                transposed: true,
-                kernel,
-            };
-        }
-    }
-    Plan::Indexed
 }
 
 /// `c ← alpha·a·b + beta·c` for `m, n, k ≥ 1`; `c` is not read when `beta == 0`.
+///
+/// Dense kernels where `c` and `a` are dense row-major (or, computing `cᵀ = bᵀ·aᵀ`, where
+/// `c` and `b` are dense column-major) and the other operand dense either way; plain
+/// indexing otherwise.
+#[inline]
 pub(super) fn tiny<T: Scalar>(
+    isa: Isa,
     alpha: T,
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,
     beta: T,
     mut c: ArrayViewMut2<'_, T>,
 ) {
-    match plan(&a, &b, &c) {
-        Plan::Dense {
-            transposed: false,
-            kernel,
-        } => dense(kernel, alpha, a, b, beta, c),
-        Plan::Dense {
-            transposed: true,
-            kernel,
-        } => dense(
-            kernel,
-            alpha,
-            b.reversed_axes(),
-            a.reversed_axes(),
-            beta,
-            c.reversed_axes(),
-        ),
-        Plan::Indexed => {
-            let k = a.ncols();
-            for ((i, j), c_ij) in c.indexed_iter_mut() {
-                let sum = (0..k).fold(T::zero(), |s, p| s + a[[i, p]] * b[[p, j]]);
-                *c_ij = combine(alpha, sum, beta, *c_ij);
-            }
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    if let Some(c_flat) = c.as_slice_mut() {
+        if let Some((kernel, a_flat, b_flat)) = choose(a.view(), b.view()) {
+            let body = Dense {
+                kernel,
+                alpha,
+                a: (a_flat, k),
+                b: b_flat,
+                beta,
+                c: (c_flat, n),
+            };
+            return run_wide(isa, body);
         }
+    }
+    if let Some(ct_flat) = c.view_mut().reversed_axes().as_slice_mut() {
+        if let Some((kernel, bt_flat, at_flat)) = choose(b.t(), a.t()) {
+            let body = Dense {
+                kernel,
+                alpha,
+                a: (bt_flat, k),
+                b: at_flat,
+                beta,
+                c: (ct_flat, m),
+            };
+            return run_wide(isa, body);
+        }
+    }
+    for ((i, j), c_ij) in c.indexed_iter_mut() {
+        let sum = (0..k).fold(T::zero(), |s, p| s + a[[i, p]] * b[[p, j]]);
+        *c_ij = combine(alpha, sum, beta, *c_ij);
     }
 }
 
-/// Runs `kernel` on the dense slices of the operands, as [`plan`] found them.
-fn dense<T: Scalar>(
+/// A dense kernel with its operands, as one loop for [`run_wide`].
+struct Dense<'a, T> {
     kernel: Kernel,
     alpha: T,
-    a: ArrayView2<'_, T>,
-    b: ArrayView2<'_, T>,
+    a: (&'a [T], usize),
+    b: &'a [T],
     beta: T,
-    mut c: ArrayViewMut2<'_, T>,
-) {
-    let (k, n) = b.dim();
-    let a_flat = a.to_slice();
-    let b_flat = match kernel {
-        Kernel::Dots => b.reversed_axes().to_slice(),
-        Kernel::Outer | Kernel::WeightedRows => b.to_slice(),
-    };
-    let (Some(a), Some(b), Some(c)) = (a_flat, b_flat, c.as_slice_mut()) else {
-        unreachable!("plan: every operand is dense in this orientation")
-    };
-    match kernel {
-        Kernel::Outer => outer(alpha, a, b, beta, c),
-        Kernel::WeightedRows => weighted_rows(alpha, (a, k), b, beta, (c, n)),
-        Kernel::Dots => dots(alpha, (a, k), b, beta, (c, n)),
+    c: (&'a mut [T], usize),
+}
+
+impl<T: Scalar> WideLoop for Dense<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Dense {
+            kernel,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+        } = self;
+        match kernel {
+            Kernel::Outer => outer(alpha, a.0, b, beta, c.0),
+            Kernel::WeightedRows => weighted_rows(alpha, a, b, beta, c),
+            Kernel::Dots => dots(alpha, a, b, beta, c),
+        }
     }
 }
 
@@ -168,6 +148,7 @@ fn combine<T: Scalar>(alpha: T, sum: T, beta: T, c: T) -> T {
 /// `c[i][j] ← beta·c[i][j] + (alpha·a[i])·b[j]` for the column `a` and the row `b`, `c`
 /// dense `a.len() × b.len()`. Column blocks outside, rows inside: each block of `b` stays in
 /// registers for all the rows.
+#[inline(always)]
 fn outer<T: Scalar>(alpha: T, a: &[T], b: &[T], beta: T, c: &mut [T]) {
     let n = b.len();
     let blocks = b.chunks_exact(BLOCK);
@@ -203,6 +184,7 @@ fn scaled_add<T: Scalar>(s: T, x: &[T], beta: T, c: &mut [T]) {
 /// `c ← beta·c + alpha·a·b` for dense row-major `a` (`k` columns), `b` (`k × n`) and `c`
 /// (`n` columns): each row of `c` is the rows of `b` weighted by a row of `a`, in blocks of
 /// [`BLOCK`] columns whose sums stay in registers over the whole depth.
+#[inline(always)]
 fn weighted_rows<T: Scalar>(
     alpha: T,
     (a, k): (&[T], usize),
@@ -246,25 +228,11 @@ fn weighted_rows<T: Scalar>(
 }
 
 /// `c[i][j] ← alpha·(a[i] · bt[j]) + beta·c[i][j]` for dense row-major `a` and `bt` (rows
-/// of `k`) and `c` (`n` columns), [`DOT_COLS`] columns at a time.
+/// of `k`) and `c` (`n` columns).
+#[inline(always)]
 fn dots<T: Scalar>(alpha: T, (a, k): (&[T], usize), bt: &[T], beta: T, (c, n): (&mut [T], usize)) {
     for (a_row, c_row) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
-        let mut c_blocks = c_row.chunks_exact_mut(DOT_COLS);
-        let mut bt_blocks = bt.chunks_exact(DOT_COLS * k);
-        for (c_block, bt_block) in (&mut c_blocks).zip(&mut bt_blocks) {
-            let (y0, rest) = bt_block.split_at(k);
-            let (y1, rest) = rest.split_at(k);
-            let (y2, y3) = rest.split_at(k);
-            let sums = dot4(a_row, [y0, y1, y2, y3]);
-            for (c_ij, sum) in c_block.iter_mut().zip(sums) {
-                *c_ij = combine(alpha, sum, beta, *c_ij);
-            }
-        }
-        for (c_ij, bt_row) in c_blocks
-            .into_remainder()
-            .iter_mut()
-            .zip(bt_blocks.remainder().chunks_exact(k))
-        {
+        for (c_ij, bt_row) in c_row.iter_mut().zip(bt.chunks_exact(k)) {
             *c_ij = combine(alpha, dot(a_row, bt_row), beta, *c_ij);
         }
     }
@@ -281,34 +249,6 @@ fn dot<T: Scalar>(x: &[T], y: &[T]) -> T {
             *l = *l + x * y;
         }
     }
-    reduce(lanes, x_tail, y_tail)
-}
-
-/// The dot products of `x` with four slices as long as it, sharing each load of `x`.
-#[inline(always)]
-fn dot4<T: Scalar>(x: &[T], [y0, y1, y2, y3]: [&[T]; DOT_COLS]) -> [T; DOT_COLS] {
-    let (x_chunks, x_tail) = x.as_chunks::<DOT_LANES>();
-    let ys = [y0, y1, y2, y3].map(|y| y.as_chunks::<DOT_LANES>());
-    let mut lanes = [[T::zero(); DOT_LANES]; DOT_COLS];
-    let rows = x_chunks
-        .iter()
-        .zip(ys[0].0)
-        .zip(ys[1].0)
-        .zip(ys[2].0)
-        .zip(ys[3].0);
-    for ((((x, y0), y1), y2), y3) in rows {
-        for (q, y) in [y0, y1, y2, y3].into_iter().enumerate() {
-            for ((l, &x), &y) in lanes[q].iter_mut().zip(x).zip(y) {
-                *l = *l + x * y;
-            }
-        }
-    }
-    std::array::from_fn(|q| reduce(lanes[q], x_tail, ys[q].1))
-}
-
-/// The sum of the partial sums `lanes` and of the tails' products.
-#[inline(always)]
-fn reduce<T: Scalar>(lanes: [T; DOT_LANES], x_tail: &[T], y_tail: &[T]) -> T {
     let [l0, l1, l2, l3] = lanes;
     let tail = x_tail
         .iter()
@@ -327,68 +267,46 @@ mod tests {
 
     use super::*;
 
-    fn plan_of(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, c: &mut Array2<f64>) -> Plan {
-        plan(&a, &b, &c.view_mut())
-    }
-
-    fn dense(transposed: bool, kernel: Kernel) -> Plan {
-        Plan::Dense { transposed, kernel }
+    fn kernel_of(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Option<Kernel> {
+        choose(a.view(), b.view()).map(|(kernel, _, _)| kernel)
     }
 
     /// The products of an Elman step and its readout, laid out as the cell and the engine
-    /// lay them out, each get a dense kernel.
+    /// lay them out, each get a dense kernel (`c` is row-major in all of them).
     #[test]
     fn recurrent_step_products_get_dense_kernels() {
-        let (x, h, w_xh, w_hh) = (
-            Array2::zeros((1, 2)),
-            Array2::zeros((1, 16)),
-            Array2::zeros((2, 16)),
-            Array2::zeros((16, 16)),
-        );
+        let (x, h) = (Array2::zeros((1, 2)), Array2::zeros((1, 16)));
+        let (w_xh, w_hh) = (Array2::zeros((2, 16)), Array2::zeros((16, 16)));
         let (hs, w_hy, d_logits) = (
             Array2::zeros((8, 16)),
             Array2::zeros((16, 1)),
             Array2::zeros((8, 1)),
         );
-        let mut row = Array2::zeros((1, 16));
-        let mut square = Array2::zeros((16, 16));
-        let mut wide = Array2::zeros((2, 16));
-        let mut column = Array2::zeros((8, 1));
-        let mut tall = Array2::zeros((16, 1));
-        let mut block = Array2::zeros((8, 16));
-        let weighted = dense(false, Kernel::WeightedRows);
-        assert_eq!(plan_of(x.view(), w_xh.view(), &mut row), weighted);
-        assert_eq!(plan_of(h.view(), w_hh.view(), &mut row), weighted);
-        let d_prev = plan_of(h.view(), w_hh.t(), &mut row);
-        assert_eq!(d_prev, dense(false, Kernel::Dots));
-        let d_w_hh = plan_of(h.t(), h.view(), &mut square);
-        assert_eq!(d_w_hh, dense(false, Kernel::Outer));
-        let d_w_xh = plan_of(x.t(), h.view(), &mut wide);
-        assert_eq!(d_w_xh, dense(false, Kernel::Outer));
-        let logits = plan_of(hs.view(), w_hy.view(), &mut column);
-        assert_eq!(logits, dense(false, Kernel::Dots));
-        // d_w_hy = hᵀ·d_logits: hᵀ has contiguous columns, so compute its transpose.
-        let d_w_hy = plan_of(hs.t(), d_logits.view(), &mut tall);
-        assert_eq!(d_w_hy, dense(true, Kernel::WeightedRows));
-        let d_h = plan_of(d_logits.view(), w_hy.t(), &mut block);
-        assert_eq!(d_h, dense(false, Kernel::Outer));
+        let weighted = Some(Kernel::WeightedRows);
+        assert_eq!(kernel_of(x.view(), w_xh.view()), weighted);
+        assert_eq!(kernel_of(h.view(), w_hh.view()), weighted);
+        // d_prev = dz·W_hhᵀ, d_w_hh += prevᵀ·dz, d_w_xh += xᵀ·dz.
+        assert_eq!(kernel_of(h.view(), w_hh.t()), Some(Kernel::Dots));
+        assert_eq!(kernel_of(h.t(), h.view()), Some(Kernel::Outer));
+        assert_eq!(kernel_of(x.t(), h.view()), Some(Kernel::Outer));
+        // logits = h·W_hy, d_h = d_logits·W_hyᵀ.
+        assert_eq!(kernel_of(hs.view(), w_hy.view()), Some(Kernel::Dots));
+        assert_eq!(kernel_of(d_logits.view(), w_hy.t()), Some(Kernel::Outer));
+        // d_w_hy += hᵀ·d_logits: hᵀ is column-major, so its transpose is computed,
+        // d_w_hyᵀ += d_logitsᵀ·h.
+        assert_eq!(kernel_of(hs.t(), d_logits.view()), None);
+        assert_eq!(kernel_of(d_logits.t(), hs.view()), weighted);
     }
 
     #[test]
-    fn layouts_without_dense_rows_are_indexed() {
-        let wide = Array2::zeros((4, 12));
-        let stepped = wide.slice(s![.., ..;2]);
+    fn operands_without_dense_slices_get_no_kernel() {
+        let wide = Array2::<f64>::zeros((4, 12));
         let b = Array2::zeros((6, 3));
-        let mut c = Array2::zeros((4, 3));
-        assert_eq!(plan_of(stepped, b.view(), &mut c), Plan::Indexed);
-        // A window of a wider matrix has contiguous rows but is not dense.
-        let window = wide.slice(s![.., 1..7]);
-        assert_eq!(plan_of(window, b.view(), &mut c), Plan::Indexed);
-        // Column-major everywhere: dense in the transposed orientation.
-        let a_t = Array2::<f64>::zeros((6, 4));
-        let b_t = Array2::<f64>::zeros((3, 6));
-        let mut c_t = Array2::<f64>::zeros((3, 4));
-        let plan = plan(&a_t.t(), &b_t.t(), &c_t.view_mut().reversed_axes());
-        assert_eq!(plan, dense(true, Kernel::WeightedRows));
+        assert_eq!(kernel_of(wide.slice(s![.., ..;2]), b.view()), None);
+        // A window of a wider matrix has contiguous rows but is not one dense slice.
+        assert_eq!(kernel_of(wide.slice(s![.., 1..7]), b.view()), None);
+        assert_eq!(kernel_of(b.t(), wide.slice(s![..3, ..;3])), None);
+        // Reversed rows.
+        assert_eq!(kernel_of(b.slice(s![..;-1, ..]), b.t()), None);
     }
 }
