@@ -9,6 +9,7 @@
 //! needs to keep only its outputs. An activation whose derivative needs the input says
 //! so with [`Activation::needs_input`], and cells then keep the pre-activation as well.
 
+use recur_linalg::{run_wide, Isa, WideLoop};
 use serde::{Deserialize, Serialize};
 
 use crate::{fast_exp, Float};
@@ -33,11 +34,30 @@ pub trait Activation<F: Float>: std::fmt::Debug + Send + Sync {
 }
 
 /// Applies `act` to every element of `values` in place.
+///
+/// The loop is compiled for the widest vectors the CPU has
+/// ([`run_wide`](recur_linalg::run_wide)): with a branch-free activation such as
+/// [`Sigmoid`] it runs 8 `f64` lanes wide on AVX-512, with the same results as elementwise
+/// [`Activation::apply`].
 #[inline]
 pub fn apply_in_place<F: Float, A: Activation<F> + ?Sized>(act: &A, values: &mut [F]) {
-    for v in values {
-        *v = act.apply(*v);
+    /// The loop, as a unit that can be compiled for several instruction sets.
+    struct Apply<'a, F, A: ?Sized> {
+        act: &'a A,
+        values: &'a mut [F],
     }
+
+    impl<F: Float, A: Activation<F> + ?Sized> WideLoop for Apply<'_, F, A> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            for v in self.values {
+                *v = self.act.apply(*v);
+            }
+        }
+    }
+
+    run_wide(Isa::detect(), Apply { act, values });
 }
 
 /// Hyperbolic tangent; `f'(x) = 1 − y²`.
@@ -279,7 +299,10 @@ mod tests {
             assert!((y + mirrored - 1.0).abs() <= 2.0 * f64::EPSILON, "x = {x}");
         }
         assert!(Activation::<f64>::apply(&Sigmoid, f64::NAN).is_nan());
-        assert_eq!(Activation::<f64>::apply(&Sigmoid, 0.0).to_bits(), 0.5_f64.to_bits());
+        assert_eq!(
+            Activation::<f64>::apply(&Sigmoid, 0.0).to_bits(),
+            0.5_f64.to_bits()
+        );
     }
 
     #[test]
