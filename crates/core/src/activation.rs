@@ -35,10 +35,9 @@ pub trait Activation<F: Float>: std::fmt::Debug + Send + Sync {
 
 /// Applies `act` to every element of `values` in place.
 ///
-/// The loop is compiled for the widest vectors the CPU has
-/// ([`run_wide`](recur_linalg::run_wide)): with a branch-free activation such as
-/// [`Sigmoid`] it runs 8 `f64` lanes wide on AVX-512, with the same results as elementwise
-/// [`Activation::apply`].
+/// The loop is compiled for the widest vectors the CPU has ([`run_wide`]): with a
+/// branch-free activation such as [`Sigmoid`] it runs 8 `f64` lanes wide on AVX-512, with the
+/// same results as elementwise [`Activation::apply`].
 #[inline]
 pub fn apply_in_place<F: Float, A: Activation<F> + ?Sized>(act: &A, values: &mut [F]) {
     /// The loop, as a unit that can be compiled for several instruction sets.
@@ -81,10 +80,10 @@ impl<F: Float> Activation<F> for Tanh {
 /// Logistic sigmoid `1 / (1 + e^(−x))`, computed without overflow for any finite `x`;
 /// `f'(x) = y(1 − y)`.
 ///
-/// The exponential is [`fast_exp::exp`](crate::fast_exp::exp) (within 2 ulp of `std`'s) and
-/// the two cases are a select rather than a branch, so a loop applying it over a slice
-/// ([`apply_in_place`]) compiles to SIMD code; the result is within a few ulp of the same
-/// formula with `std`'s `exp`.
+/// The exponential is [`fast_exp::exp`] (within 2 ulp of `std`'s) and the two cases are a
+/// select rather than a branch, so a loop applying it over a slice ([`apply_in_place`])
+/// compiles to SIMD code; the result is within a few ulp of the same formula with `std`'s
+/// `exp`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sigmoid;
 

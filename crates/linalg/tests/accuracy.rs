@@ -261,24 +261,34 @@ fn tiny_products_every_shape_and_layout() {
     }
 }
 
+/// Shapes around the tiny path's kernels: a row times a matrix, outer products, single
+/// columns, and column and depth tails.
+const TINY_SHAPES: [(usize, usize, usize); 8] = [
+    (1, 16, 16),
+    (16, 16, 1),
+    (8, 1, 16),
+    (16, 1, 8),
+    (1, 33, 17),
+    (5, 7, 9),
+    (3, 40, 2),
+    (1, 33, 2),
+];
+
+/// Random `a` (`m × k`), `b` (`k × n`) and `c` (`m × n`).
+fn operands(
+    rng: &mut StdRng,
+    (m, n, k): (usize, usize, usize),
+) -> (Array2<f64>, Array2<f64>, Array2<f64>) {
+    (random(rng, m, k), random(rng, k, n), random(rng, m, n))
+}
+
 /// The tiny path's loops are compiled once per instruction set with the same operations in
 /// the same order, so every instruction set gives the same bits.
 #[test]
 fn tiny_products_are_identical_across_isas() {
     let mut rng = StdRng::seed_from_u64(11);
-    for (m, n, k) in [
-        (1, 16, 16),
-        (16, 16, 1),
-        (8, 1, 16),
-        (1, 33, 17),
-        (5, 7, 9),
-        (3, 40, 2),
-    ] {
-        let (a, b, c0) = (
-            random(&mut rng, m, k),
-            random(&mut rng, k, n),
-            random(&mut rng, m, n),
-        );
+    for (m, n, k) in TINY_SHAPES {
+        let (a, b, c0) = operands(&mut rng, (m, n, k));
         let bt = b.t().to_owned();
         for b_view in [b.view(), bt.t()] {
             let mut portable = c0.clone();
@@ -308,41 +318,18 @@ fn tiny_products_are_identical_across_isas() {
 #[test]
 fn tiny_products_f32() {
     let mut rng = StdRng::seed_from_u64(77);
-    for (m, n, k) in [
-        (1, 16, 16),
-        (16, 16, 1),
-        (8, 1, 16),
-        (16, 1, 8),
-        (3, 17, 5),
-        (1, 33, 2),
-    ] {
-        let (a, b, c0) = (
-            random(&mut rng, m, k),
-            random(&mut rng, k, n),
-            random(&mut rng, m, n),
-        );
+    for (m, n, k) in TINY_SHAPES {
+        let (a, b, c0) = operands(&mut rng, (m, n, k));
         let want = naive(0.5, a.view(), b.view(), -1.5, c0.view());
         let (a32, b32) = (a.mapv(|x| x as f32), b.mapv(|x| x as f32));
-        let mut c = c0.mapv(|x| x as f32);
-        gemm(0.5_f32, a32.view(), b32.view(), -1.5, c.view_mut()).unwrap();
-        check(
-            c.mapv(f64::from).view(),
-            &want,
-            k,
-            1e-6,
-            &format!("f32 tiny {m}x{n}x{k}"),
-        );
-        // b as a transposed view (dot products).
+        // b row-major, and b as a transposed view (dot products).
         let bt32 = b32.t().to_owned();
-        let mut c = c0.mapv(|x| x as f32);
-        gemm(0.5_f32, a32.view(), bt32.t(), -1.5, c.view_mut()).unwrap();
-        check(
-            c.mapv(f64::from).view(),
-            &want,
-            k,
-            1e-6,
-            &format!("f32 tiny dots {m}x{n}x{k}"),
-        );
+        for (b_view, layout) in [(b32.view(), "row-major"), (bt32.t(), "transposed")] {
+            let mut c = c0.mapv(|x| x as f32);
+            gemm(0.5_f32, a32.view(), b_view, -1.5, c.view_mut()).unwrap();
+            let what = format!("f32 tiny {m}x{n}x{k}, b {layout}");
+            check(c.mapv(f64::from).view(), &want, k, 1e-6, &what);
+        }
     }
 }
 

@@ -70,34 +70,20 @@ pub(super) fn tiny<T: Scalar>(
     beta: T,
     mut c: ArrayViewMut2<'_, T>,
 ) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    if let Some(c_flat) = c.as_slice_mut() {
-        if let Some((kernel, a_flat, b_flat)) = choose(a.view(), b.view()) {
-            let body = Dense {
-                kernel,
-                alpha,
-                a: (a_flat, k),
-                b: b_flat,
-                beta,
-                c: (c_flat, n),
-            };
-            return run_wide(isa, body);
-        }
+    if let Some(body) = c
+        .as_slice_mut()
+        .and_then(|c| Dense::new(alpha, a.view(), b.view(), beta, c))
+    {
+        return run_wide(isa, body);
     }
-    if let Some(ct_flat) = c.view_mut().reversed_axes().as_slice_mut() {
-        if let Some((kernel, bt_flat, at_flat)) = choose(b.t(), a.t()) {
-            let body = Dense {
-                kernel,
-                alpha,
-                a: (bt_flat, k),
-                b: at_flat,
-                beta,
-                c: (ct_flat, m),
-            };
-            return run_wide(isa, body);
-        }
+    let mut c_t = c.view_mut().reversed_axes();
+    if let Some(body) = c_t
+        .as_slice_mut()
+        .and_then(|c_t| Dense::new(alpha, b.t(), a.t(), beta, c_t))
+    {
+        return run_wide(isa, body);
     }
+    let k = a.ncols();
     for ((i, j), c_ij) in c.indexed_iter_mut() {
         let sum = (0..k).fold(T::zero(), |s, p| s + a[[i, p]] * b[[p, j]]);
         *c_ij = combine(alpha, sum, beta, *c_ij);
@@ -112,6 +98,29 @@ struct Dense<'a, T> {
     b: &'a [T],
     beta: T,
     c: (&'a mut [T], usize),
+}
+
+impl<'a, T: Scalar> Dense<'a, T> {
+    /// The kernel for `c ← alpha·a·b + beta·c` with `c` dense row-major, if [`choose`] finds
+    /// one for `a` and `b`.
+    fn new(
+        alpha: T,
+        a: ArrayView2<'a, T>,
+        b: ArrayView2<'a, T>,
+        beta: T,
+        c: &'a mut [T],
+    ) -> Option<Self> {
+        let (k, n) = b.dim();
+        let (kernel, a, b) = choose(a, b)?;
+        Some(Dense {
+            kernel,
+            alpha,
+            a: (a, k),
+            b,
+            beta,
+            c: (c, n),
+        })
+    }
 }
 
 impl<T: Scalar> WideLoop for Dense<'_, T> {
