@@ -27,7 +27,7 @@ const BLOCK: usize = 16;
 
 /// Independent partial sums per dot product: one running sum is a serial chain of additions
 /// that the compiler may not reorder (and so cannot vectorise).
-const DOT_LANES: usize = 4;
+const DOT_LANES: usize = 8;
 
 /// The dense kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,15 +250,20 @@ fn dots<T: Scalar>(alpha: T, (a, k): (&[T], usize), bt: &[T], beta: T, (c, n): (
 /// `Σ_p x[p]·y[p]` over slices of the same length, with [`DOT_LANES`] partial sums.
 #[inline(always)]
 fn dot<T: Scalar>(x: &[T], y: &[T]) -> T {
+    const HALF: usize = DOT_LANES / 2;
     let (x_chunks, x_tail) = x.as_chunks::<DOT_LANES>();
     let (y_chunks, y_tail) = y.as_chunks::<DOT_LANES>();
-    let mut lanes = [T::zero(); DOT_LANES];
+    // Two halves of four, added lane by lane at the end: in this shape the compiler keeps
+    // each half in one vector register (one array of eight, or a different final reduction,
+    // came out as pairs of two-lane registers and half again as many instructions).
+    let (mut lo, mut hi) = ([T::zero(); HALF], [T::zero(); HALF]);
     for (x, y) in x_chunks.iter().zip(y_chunks) {
-        for ((l, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
-            *l = *l + x * y;
+        for l in 0..HALF {
+            lo[l] = lo[l] + x[l] * y[l];
+            hi[l] = hi[l] + x[l + HALF] * y[l + HALF];
         }
     }
-    let [l0, l1, l2, l3] = lanes;
+    let [l0, l1, l2, l3] = [lo[0] + hi[0], lo[1] + hi[1], lo[2] + hi[2], lo[3] + hi[3]];
     let tail = x_tail
         .iter()
         .zip(y_tail)
