@@ -255,7 +255,7 @@ fn dot<T: Scalar>(x: &[T], y: &[T]) -> T {
     let (y_chunks, y_tail) = y.as_chunks::<DOT_LANES>();
     // Two halves of four, added lane by lane at the end: in this shape the compiler keeps
     // each half in one vector register (one array of eight, or a different final reduction,
-    // came out as pairs of two-lane registers and half again as many instructions).
+    // came out as pairs of two-lane registers, with 15 to 50 % more instructions).
     let (mut lo, mut hi) = ([T::zero(); HALF], [T::zero(); HALF]);
     for (x, y) in x_chunks.iter().zip(y_chunks) {
         for l in 0..HALF {
