@@ -308,20 +308,17 @@ fn learn<A: Activation<f64>>(
         let problem = problems.sample();
         encode(std::slice::from_ref(&problem), &mut x, &mut y);
         let due = (i + 1) % config.print_every == 0;
-        // Predict before learning, like the classic program, so accuracy is on unseen data.
-        // A prediction is a forward pass of its own, so only problems we report on get one.
-        let seen = if due || tally.is_recent(i) {
-            let y_hat = predict(trainer.engine_mut(), network, x.view())?;
-            Some(report(i + 1, &problem, y_hat.view())?)
-        } else {
-            None
-        };
         let batch = SeqBatch {
             inputs: SeqInput::Dense(x.view()),
             targets: SeqTargets::Dense(y.view()),
         };
         trainer.train_batch(network, &LOSS, batch, None)?;
-        if let Some(seen) = seen {
+        if due || tally.is_recent(i) {
+            // The engine keeps the logits of the forward pass it trained on, computed before
+            // the update: the prediction before learning, as in the classic program, so
+            // accuracy is on unseen data (and no second forward pass is needed).
+            let y_hat = outputs(trainer.engine().logits(), config.bits as usize, 1)?;
+            let seen = report(i + 1, &problem, y_hat.view())?;
             if due && !config.quiet {
                 println!("{seen}");
             }
@@ -423,8 +420,14 @@ fn predict<A: Activation<f64>>(
     let hidden = engine.states().slice_move(s![batch.., ..]);
     let mut logits = Array2::zeros((bits * batch, 1));
     network.readout().forward(hidden, logits.view_mut())?;
+    outputs(logits.view(), bits, batch)
+}
+
+/// The outputs `ŷ = σ(z)` as `[bits, batch]`, from logits with one row per step and problem
+/// (row `t·batch + b`).
+fn outputs(logits: ArrayView2<'_, f64>, bits: usize, batch: usize) -> Result<Array2<f64>> {
     let mut y_hat = Array2::zeros((bits * batch, 1));
-    LOSS.predict(logits.view(), y_hat.view_mut())?;
+    LOSS.predict(logits, y_hat.view_mut())?;
     Ok(y_hat
         .into_shape_with_order((bits, batch))
         .expect("rows are t·batch + b"))

@@ -9,9 +9,10 @@
 //! needs to keep only its outputs. An activation whose derivative needs the input says
 //! so with [`Activation::needs_input`], and cells then keep the pre-activation as well.
 
+use recur_linalg::{run_wide, Isa, WideLoop};
 use serde::{Deserialize, Serialize};
 
-use crate::Float;
+use crate::{fast_exp, Float};
 
 /// An element-wise function `y = f(x)` with its derivative.
 pub trait Activation<F: Float>: std::fmt::Debug + Send + Sync {
@@ -33,11 +34,29 @@ pub trait Activation<F: Float>: std::fmt::Debug + Send + Sync {
 }
 
 /// Applies `act` to every element of `values` in place.
+///
+/// The loop is compiled for the widest vectors the CPU has ([`run_wide`]): with a
+/// branch-free activation such as [`Sigmoid`] it runs 8 `f64` lanes wide on AVX-512, with the
+/// same results as elementwise [`Activation::apply`].
 #[inline]
 pub fn apply_in_place<F: Float, A: Activation<F> + ?Sized>(act: &A, values: &mut [F]) {
-    for v in values {
-        *v = act.apply(*v);
+    /// The loop, as a unit that can be compiled for several instruction sets.
+    struct Apply<'a, F, A: ?Sized> {
+        act: &'a A,
+        values: &'a mut [F],
     }
+
+    impl<F: Float, A: Activation<F> + ?Sized> WideLoop for Apply<'_, F, A> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            for v in self.values {
+                *v = self.act.apply(*v);
+            }
+        }
+    }
+
+    run_wide(Isa::detect(), Apply { act, values });
 }
 
 /// Hyperbolic tangent; `f'(x) = 1 − y²`.
@@ -60,6 +79,11 @@ impl<F: Float> Activation<F> for Tanh {
 
 /// Logistic sigmoid `1 / (1 + e^(−x))`, computed without overflow for any finite `x`;
 /// `f'(x) = y(1 − y)`.
+///
+/// The exponential is [`fast_exp::exp`] (within 2 ulp of `std`'s) and the two cases are a
+/// select rather than a branch, so a loop applying it over a slice ([`apply_in_place`])
+/// compiles to SIMD code; the result is within a few ulp of the same formula with `std`'s
+/// `exp`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sigmoid;
 
@@ -69,13 +93,10 @@ impl<F: Float> Activation<F> for Sigmoid {
     }
     #[inline]
     fn apply(&self, x: F) -> F {
-        // exp of a non-positive number never overflows.
-        if x >= F::zero() {
-            F::one() / (F::one() + (-x).exp())
-        } else {
-            let e = x.exp();
-            e / (F::one() + e)
-        }
+        // e = exp(−|x|) ∈ [0, 1] never overflows: σ(x) = 1/(1 + e) for x ≥ 0, e/(1 + e) below.
+        let e = fast_exp::exp(-x.abs());
+        let numerator = if x >= F::zero() { F::one() } else { e };
+        numerator / (F::one() + e)
     }
     #[inline]
     fn derivative(&self, _x: F, y: F) -> F {
@@ -231,6 +252,56 @@ mod tests {
         assert!((Activation::<f64>::apply(&Sigmoid, 1000.0) - 1.0).abs() < 1e-15);
         let y32 = Activation::<f32>::apply(&Sigmoid, -1000.0_f32);
         assert!(y32.is_finite() && y32 >= 0.0);
+    }
+
+    /// σ with `std`'s exponential, in the numerically safe form.
+    fn sigmoid_std_f64(x: f64) -> f64 {
+        if x >= 0.0 {
+            1.0 / (1.0 + (-x).exp())
+        } else {
+            x.exp() / (1.0 + x.exp())
+        }
+    }
+
+    #[test]
+    fn sigmoid_is_within_a_few_ulp_of_the_std_formula() {
+        let mut worst = 0_u64;
+        for i in -400_000..=400_000 {
+            // Irrational step so the grid does not sit on round numbers.
+            let x = f64::from(i) * 1e-4 * std::f64::consts::FRAC_1_SQRT_2;
+            let (fast, reference) = (Activation::<f64>::apply(&Sigmoid, x), sigmoid_std_f64(x));
+            worst = worst.max(fast.to_bits().abs_diff(reference.to_bits()));
+        }
+        println!("f64 sigmoid: max {worst} ulp");
+        assert!(worst <= 4, "f64 sigmoid: {worst} ulp");
+        // f32 against the f64 result rounded to f32.
+        let mut worst = 0_u32;
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 3e-4;
+            let fast = Activation::<f32>::apply(&Sigmoid, x);
+            let reference = sigmoid_std_f64(f64::from(x)) as f32;
+            worst = worst.max(fast.to_bits().abs_diff(reference.to_bits()));
+        }
+        println!("f32 sigmoid: max {worst} ulp");
+        assert!(worst <= 4, "f32 sigmoid: {worst} ulp");
+    }
+
+    #[test]
+    fn sigmoid_over_a_slice_equals_elementwise_and_is_symmetric() {
+        let xs: Vec<f64> = (0..37).map(|i| (f64::from(i) - 18.0) * 0.77).collect();
+        let mut ys = xs.clone();
+        apply_in_place(&Sigmoid, &mut ys);
+        for (&x, &y) in xs.iter().zip(&ys) {
+            assert_eq!(y.to_bits(), Activation::<f64>::apply(&Sigmoid, x).to_bits());
+            // σ(−x) = 1 − σ(x), to rounding.
+            let mirrored = Activation::<f64>::apply(&Sigmoid, -x);
+            assert!((y + mirrored - 1.0).abs() <= 2.0 * f64::EPSILON, "x = {x}");
+        }
+        assert!(Activation::<f64>::apply(&Sigmoid, f64::NAN).is_nan());
+        assert_eq!(
+            Activation::<f64>::apply(&Sigmoid, 0.0).to_bits(),
+            0.5_f64.to_bits()
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@
 
 pub mod activation;
 mod error;
+pub mod fast_exp;
 mod float;
 mod input;
 pub mod params;

@@ -8,6 +8,10 @@ use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
 use crate::driver::{prefers_dot, single};
 use crate::{threads, Isa, LinalgError, Scalar};
 
+mod tiny;
+
+use tiny::{tiny, TINY};
+
 /// Products below this many flops (`2·m·n·k`) stay on one thread: waking a worker costs
 /// microseconds, about what a 4-Mflop product saves on a second core.
 const PARALLEL_MIN_FLOPS: usize = 4 << 20;
@@ -113,7 +117,9 @@ pub fn gemm_with_isa<T: Scalar>(
             c_cols: c.ncols(),
         });
     }
-    if !isa.is_supported() {
+    // The detected set is supported by construction (one relaxed load instead of a feature
+    // query, which shows in the cost of a tiny product).
+    if isa != Isa::detect() && !isa.is_supported() {
         return Err(LinalgError::UnsupportedIsa { isa });
     }
     if m == 0 || n == 0 {
@@ -124,7 +130,7 @@ pub fn gemm_with_isa<T: Scalar>(
         return Ok(());
     }
     if m.saturating_mul(n).saturating_mul(k) <= TINY {
-        tiny(alpha, a, b, beta, c);
+        tiny(isa, alpha, a, b, beta, c);
         return Ok(());
     }
     // The kernels store whole rows of c: if c is column-major, compute cᵀ = bᵀ·aᵀ instead.
@@ -143,64 +149,6 @@ pub fn gemm_with_isa<T: Scalar>(
         split(isa, alpha, a, b, beta, c);
     }
     Ok(())
-}
-
-/// Products of at most this many multiply-adds skip packing and dispatch: for the tiny
-/// matrices of small recurrent models (binary addition multiplies 1×16 by 16×16 at every
-/// step) those fixed costs were most of the time.
-const TINY: usize = 4096;
-
-/// `c ← alpha·a·b + beta·c` row by row, as scaled sums of rows of `b`.
-fn tiny<T: Scalar>(
-    alpha: T,
-    a: ArrayView2<'_, T>,
-    b: ArrayView2<'_, T>,
-    beta: T,
-    mut c: ArrayViewMut2<'_, T>,
-) {
-    if b.nrows() > 1 && b.strides()[0] == 1 {
-        // b is a transposed view (such as `wᵀ`): its columns are contiguous, so each entry
-        // of c is one dot product of contiguous runs.
-        for (a_row, mut c_row) in a.rows().into_iter().zip(c.rows_mut()) {
-            for (c_ij, b_col) in c_row.iter_mut().zip(b.columns()) {
-                let dot = match (a_row.as_slice(), b_col.as_slice()) {
-                    (Some(x), Some(y)) => x.iter().zip(y).fold(T::zero(), |s, (&x, &y)| s + x * y),
-                    _ => a_row.dot(&b_col),
-                };
-                *c_ij = if beta.is_zero() {
-                    alpha * dot
-                } else {
-                    alpha * dot + beta * *c_ij
-                };
-            }
-        }
-        return;
-    }
-    for (a_row, mut c_row) in a.rows().into_iter().zip(c.rows_mut()) {
-        scale_row(beta, c_row.view_mut());
-        for (&a_ip, b_row) in a_row.iter().zip(b.rows()) {
-            let s = alpha * a_ip;
-            match (c_row.as_slice_mut(), b_row.as_slice()) {
-                (Some(c), Some(b)) => {
-                    for (c, &b) in c.iter_mut().zip(b) {
-                        *c = *c + s * b;
-                    }
-                }
-                _ => ndarray::Zip::from(&mut c_row)
-                    .and(&b_row)
-                    .for_each(|c, &b| *c = *c + s * b),
-            }
-        }
-    }
-}
-
-/// One row of [`scale`].
-fn scale_row<T: Scalar>(beta: T, mut row: ndarray::ArrayViewMut1<'_, T>) {
-    if beta.is_zero() {
-        row.fill(T::zero());
-    } else if !beta.is_one() {
-        row.map_inplace(|x| *x = *x * beta);
-    }
 }
 
 /// `c ← beta·c`, writing zeros without reading `c` when `beta == 0`.

@@ -33,6 +33,7 @@ static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
 impl Isa {
     /// The fastest instruction set this CPU supports (cached after the first call).
     #[must_use]
+    #[inline]
     pub fn detect() -> Self {
         match DETECTED.load(Ordering::Relaxed) {
             0 => Self::Avx512,

@@ -13,7 +13,9 @@
 //!   much as the arithmetic;
 //! - **no allocation in steady state**: packing buffers are thread-local and reused;
 //! - **optional threads** ([`set_threads`], or `RECUR_THREADS`): large products are split over
-//!   a persistent, parked worker pool.
+//!   a persistent, parked worker pool;
+//! - **wide loops** ([`run_wide`]): safe element-wise loops compiled again for AVX-512 or AVX2
+//!   and chosen at run time (the tiny products here, the activations of `recur-core`).
 //!
 //! ```
 //! use ndarray::Array2;
@@ -55,4 +57,5 @@ pub use error::LinalgError;
 pub use gemm::{gemm, gemm_with_isa};
 pub use isa::Isa;
 pub use scalar::Scalar;
+pub use simd::{run_wide, WideLoop};
 pub use threads::{for_each_parallel, set_threads, threads};

@@ -223,6 +223,116 @@ fn every_layout_combination() {
     }
 }
 
+/// Products of at most 4096 multiply-adds take their own path (dense slices in the best
+/// orientation, or plain indexing): every layout combination, around the widths of its
+/// blocks (16 columns, 4 dot products of 4 lanes), with depth 1 (outer products), single
+/// rows and single columns, and every alpha/beta case.
+#[test]
+fn tiny_products_every_shape_and_layout() {
+    const SIZES: [usize; 9] = [1, 2, 3, 4, 5, 8, 16, 17, 33];
+    let mut seed = 20_000;
+    for &m in &SIZES {
+        for &n in &SIZES {
+            for &k in &SIZES {
+                if m * n * k > 4096 {
+                    continue;
+                }
+                for la in LAYOUTS {
+                    for lb in LAYOUTS {
+                        for lc in LAYOUTS {
+                            seed += 1;
+                            run_case(Isa::Portable, (m, n, k), (1.0, 0.0), [la, lb, lc], seed);
+                        }
+                    }
+                }
+                for &(alpha, beta) in &[(1.0, 1.0), (-0.5, 0.5), (2.25, -1.0), (0.75, 0.0)] {
+                    for layouts in [
+                        [Layout::RowMajor; 3],
+                        [Layout::RowMajor, Layout::ColMajor, Layout::RowMajor],
+                        [Layout::ColMajor, Layout::RowMajor, Layout::ColMajor],
+                        [Layout::Strided, Layout::Reversed, Layout::Sliced],
+                    ] {
+                        seed += 1;
+                        run_case(Isa::detect(), (m, n, k), (alpha, beta), layouts, seed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Shapes around the tiny path's kernels: a row times a matrix, outer products, single
+/// columns, and column and depth tails.
+const TINY_SHAPES: [(usize, usize, usize); 8] = [
+    (1, 16, 16),
+    (16, 16, 1),
+    (8, 1, 16),
+    (16, 1, 8),
+    (1, 33, 17),
+    (5, 7, 9),
+    (3, 40, 2),
+    (1, 33, 2),
+];
+
+/// Random `a` (`m × k`), `b` (`k × n`) and `c` (`m × n`).
+fn operands(
+    rng: &mut StdRng,
+    (m, n, k): (usize, usize, usize),
+) -> (Array2<f64>, Array2<f64>, Array2<f64>) {
+    (random(rng, m, k), random(rng, k, n), random(rng, m, n))
+}
+
+/// The tiny path's loops are compiled once per instruction set with the same operations in
+/// the same order, so every instruction set gives the same bits.
+#[test]
+fn tiny_products_are_identical_across_isas() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for (m, n, k) in TINY_SHAPES {
+        let (a, b, c0) = operands(&mut rng, (m, n, k));
+        let bt = b.t().to_owned();
+        for b_view in [b.view(), bt.t()] {
+            let mut portable = c0.clone();
+            gemm_with_isa(
+                Isa::Portable,
+                0.5,
+                a.view(),
+                b_view,
+                -1.5,
+                portable.view_mut(),
+            )
+            .unwrap();
+            for isa in isas() {
+                let mut c = c0.clone();
+                gemm_with_isa(isa, 0.5, a.view(), b_view, -1.5, c.view_mut()).unwrap();
+                let same = c
+                    .iter()
+                    .zip(&portable)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{isa} differs from portable at {m}x{n}x{k}");
+            }
+        }
+    }
+}
+
+/// The tiny path in f32, against the f64 reference.
+#[test]
+fn tiny_products_f32() {
+    let mut rng = StdRng::seed_from_u64(77);
+    for (m, n, k) in TINY_SHAPES {
+        let (a, b, c0) = operands(&mut rng, (m, n, k));
+        let want = naive(0.5, a.view(), b.view(), -1.5, c0.view());
+        let (a32, b32) = (a.mapv(|x| x as f32), b.mapv(|x| x as f32));
+        // b row-major, and b as a transposed view (dot products).
+        let bt32 = b32.t().to_owned();
+        for (b_view, layout) in [(b32.view(), "row-major"), (bt32.t(), "transposed")] {
+            let mut c = c0.mapv(|x| x as f32);
+            gemm(0.5_f32, a32.view(), b_view, -1.5, c.view_mut()).unwrap();
+            let what = format!("f32 tiny {m}x{n}x{k}, b {layout}");
+            check(c.mapv(f64::from).view(), &want, k, 1e-6, &what);
+        }
+    }
+}
+
 /// The recurrent-model shapes, with the layouts the engine uses.
 #[test]
 fn model_shapes() {

@@ -54,7 +54,6 @@
 //! Dependencies flow one way: linalg ← core ← cell, loss, optim ← bptt; io builds on
 //! core and optim; data stands alone.
 
-pub mod fast_exp;
 mod kernels;
 mod loss;
 mod reduction;
@@ -66,6 +65,9 @@ mod targets;
 mod test_util;
 
 pub use loss::Loss;
+/// The vectorisable exponential, defined in `recur-core` (where the activations use it) and
+/// re-exported here for the softmax and for other crates' hot loops.
+pub use recur_core::fast_exp;
 pub use reduction::Reduction;
 pub use sigmoid_bce::SigmoidBinaryCrossEntropy;
 pub use softmax_xent::SoftmaxCrossEntropy;

@@ -1,5 +1,6 @@
 //! The only `unsafe` code for arithmetic in the crate: micro-kernels and the raw row views they
-//! read and write through.
+//! read and write through, and the entry points that run safe loops compiled for wider
+//! vectors ([`run_wide`]).
 //!
 //! Why `unsafe` is needed here (and measured to matter): `std::arch` intrinsics are `unsafe`
 //! functions that require a CPU feature and take raw pointers, and the kernels read `b` and
@@ -19,8 +20,11 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::Isa;
 
 mod portable;
+mod wide;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use wide::{run_wide, WideLoop};
 
 /// Largest dot-product tile (rows of `a` × rows of `bᵀ`) any instruction set uses.
 pub(crate) const DOT_ROWS: usize = 4;
