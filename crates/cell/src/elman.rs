@@ -4,7 +4,7 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
 use recur_core::activation::{apply_in_place, Activation};
 use recur_core::linalg::gemm;
-use recur_core::params::{zero_rows, RowSet};
+use recur_core::params::{fill_zero, zero_rows, RowSet};
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
 
@@ -131,9 +131,9 @@ impl<F: Float> ParamSet<F> for ElmanParams<F> {
     fn zero(&mut self) {
         zero_rows(&mut self.w_xh, self.touched.as_ref().map(RowSet::rows));
         self.touched.get_or_insert_with(RowSet::default).clear();
-        self.w_hh.fill(F::zero());
+        fill_zero(&mut self.w_hh);
         if let Some(b) = &mut self.b_h {
-            b.fill(F::zero());
+            fill_zero(b);
         }
     }
 }

@@ -54,7 +54,7 @@ pub trait ParamSet<F: Float> {
     /// what was touched and to forget the rows.
     fn zero(&mut self) {
         for i in 0..self.slot_count() {
-            self.slot_mut(i).value.fill(F::zero());
+            fill_zero(&mut self.slot_mut(i).value);
         }
     }
 }
@@ -349,9 +349,23 @@ where
     match rows {
         Some(rows) => {
             for &r in rows {
-                value.row_mut(r).fill(F::zero());
+                fill_zero(&mut value.row_mut(r));
             }
         }
+        None => fill_zero(value),
+    }
+}
+
+/// Sets every entry to zero; a contiguous array as one slice (a `memset`), which for the
+/// small tensors of small models is several times cheaper than ndarray's general walk.
+pub fn fill_zero<S, D, F>(value: &mut ArrayBase<S, D>)
+where
+    S: DataMut<Elem = F>,
+    D: Dimension,
+    F: Float,
+{
+    match value.as_slice_memory_order_mut() {
+        Some(values) => values.fill(F::zero()),
         None => value.fill(F::zero()),
     }
 }

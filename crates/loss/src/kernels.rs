@@ -42,7 +42,7 @@ fn max_slice<F: Float>(z: &[F]) -> F {
 /// `values ← k · values`.
 #[inline(always)]
 fn scale_slice<F: Float>(values: &mut [F], k: F) {
-    values.iter_mut().for_each(|v| *v = *v * k);
+    values.iter_mut().for_each(|v| *v *= k);
 }
 
 /// Multiplies a row by `k` (vectorised when the row is contiguous).

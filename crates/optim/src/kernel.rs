@@ -53,6 +53,34 @@ pub(crate) fn check_inputs<F: Float>(
     Ok(())
 }
 
+/// The cheap part of [`check_inputs`] for one slot, for updates whose caller has compared
+/// the layouts already: equal shapes, and sparse rows within range.
+pub(crate) fn check_slot(
+    slot: usize,
+    name: &str,
+    param_shape: &[usize],
+    grad_shape: &[usize],
+    rows: Option<&[usize]>,
+) -> Result<()> {
+    let mismatch = |reason: String| Error::LayoutMismatch {
+        slot,
+        name: name.to_string(),
+        reason,
+    };
+    if param_shape != grad_shape {
+        return Err(mismatch(format!(
+            "parameter shape {param_shape:?} versus gradient shape {grad_shape:?}"
+        )));
+    }
+    let row_count = grad_shape.first().copied().unwrap_or(0);
+    match rows.and_then(|rows| rows.iter().find(|&&r| r >= row_count)) {
+        Some(bad) => Err(mismatch(format!(
+            "sparse gradient row {bad} is out of range for shape {grad_shape:?}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn all_finite<F: Float>(values: &ArrayViewD<'_, F>) -> bool {
     match values.as_slice_memory_order() {
         Some(s) => recur_core::params::slice_all_finite(s),

@@ -3,7 +3,7 @@
 use ndarray::Axis;
 use recur_core::{Error, Float, ParamSet, Result};
 
-use crate::kernel::{check_inputs, check_positive, for_each_unique_row, zip2};
+use crate::kernel::{check_inputs, check_positive, check_slot, for_each_unique_row, zip2};
 use crate::state::snapshot;
 use crate::{Optimizer, OptimizerState};
 
@@ -47,18 +47,17 @@ impl<F: Float> Sgd<F> {
     }
 }
 
-impl<F: Float> Optimizer<F> for Sgd<F> {
-    fn name(&self) -> &'static str {
-        "sgd"
-    }
-
-    fn step(&mut self, params: &mut dyn ParamSet<F>, grads: &dyn ParamSet<F>) -> Result<()> {
-        check_inputs(params, grads, self.steps, true)?;
+impl<F: Float> Sgd<F> {
+    /// `θ ← θ − lr · g`, slot by slot, reading only the listed rows of sparse gradients.
+    /// A slot whose shapes differ, or a row out of range, stops with
+    /// [`Error::LayoutMismatch`] before that slot is written.
+    fn apply(&mut self, params: &mut dyn ParamSet<F>, grads: &dyn ParamSet<F>) -> Result<()> {
         let lr = self.lr;
         let update = |p: &mut F, g: F| *p -= lr * g;
         for i in 0..params.slot_count() {
             let g = grads.slot(i);
             let mut p = params.slot_mut(i).value;
+            check_slot(i, g.name, p.shape(), g.value.shape(), g.rows)?;
             match g.rows {
                 Some(rows) => {
                     for_each_unique_row(&mut self.row_mask, rows, p.len_of(Axis(0)), |r| {
@@ -74,6 +73,30 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
         }
         self.steps += 1;
         Ok(())
+    }
+}
+
+impl<F: Float> Optimizer<F> for Sgd<F> {
+    fn name(&self) -> &'static str {
+        "sgd"
+    }
+
+    fn step(&mut self, params: &mut dyn ParamSet<F>, grads: &dyn ParamSet<F>) -> Result<()> {
+        check_inputs(params, grads, self.steps, true)?;
+        self.apply(params, grads)
+    }
+
+    /// Skips the layout comparison and the finiteness scan; shapes and sparse rows are
+    /// still checked slot by slot as the update goes.
+    fn step_prechecked(
+        &mut self,
+        params: &mut dyn ParamSet<F>,
+        grads: &dyn ParamSet<F>,
+    ) -> Result<()> {
+        if params.slot_count() != grads.slot_count() {
+            return check_inputs(params, grads, self.steps, true);
+        }
+        self.apply(params, grads)
     }
 
     fn plain_step_rate(&self) -> Option<F> {
