@@ -3,7 +3,7 @@
 //! `Zip` fallback for strided views.
 
 use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
-use recur_core::params::check_same_layout;
+use recur_core::params::{check_same_layout, flat, flat_mut};
 use recur_core::{Error, Float, ParamSet, Result};
 
 /// Validates everything a step reads before anything is written, so a failing step leaves
@@ -82,7 +82,7 @@ pub(crate) fn check_slot(
 }
 
 fn all_finite<F: Float>(values: &ArrayViewD<'_, F>) -> bool {
-    match values.as_slice_memory_order() {
+    match flat(values) {
         Some(s) => recur_core::params::slice_all_finite(s),
         None => values.iter().all(|v| v.is_finite()),
     }
@@ -143,7 +143,7 @@ pub(crate) fn zip2<F: Float>(
     f: impl Fn(&mut F, F),
 ) {
     if p.strides() == g.strides() {
-        if let (Some(ps), Some(gs)) = (p.as_slice_memory_order_mut(), g.as_slice_memory_order()) {
+        if let (Some(ps), Some(gs)) = (flat_mut(&mut p), flat(&g)) {
             for (p, &g) in ps.iter_mut().zip(gs) {
                 f(p, g);
             }
@@ -162,11 +162,7 @@ pub(crate) fn zip3<F: Float>(
     f: impl Fn(&mut F, F, &mut F),
 ) {
     if p.strides() == g.strides() && p.strides() == s.strides() {
-        if let (Some(ps), Some(gs), Some(ss)) = (
-            p.as_slice_memory_order_mut(),
-            g.as_slice_memory_order(),
-            s.as_slice_memory_order_mut(),
-        ) {
+        if let (Some(ps), Some(gs), Some(ss)) = (flat_mut(&mut p), flat(&g), flat_mut(&mut s)) {
             for ((p, &g), s) in ps.iter_mut().zip(gs).zip(ss) {
                 f(p, g, s);
             }
@@ -190,10 +186,10 @@ pub(crate) fn zip4<F: Float>(
 ) {
     if p.strides() == g.strides() && p.strides() == s1.strides() && p.strides() == s2.strides() {
         if let (Some(ps), Some(gs), Some(s1s), Some(s2s)) = (
-            p.as_slice_memory_order_mut(),
-            g.as_slice_memory_order(),
-            s1.as_slice_memory_order_mut(),
-            s2.as_slice_memory_order_mut(),
+            flat_mut(&mut p),
+            flat(&g),
+            flat_mut(&mut s1),
+            flat_mut(&mut s2),
         ) {
             for (((p, &g), a), b) in ps.iter_mut().zip(gs).zip(s1s).zip(s2s) {
                 f(p, g, a, b);
