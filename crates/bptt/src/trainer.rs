@@ -331,3 +331,37 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
         self.stepper.tokens = tokens;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use recur_optim::{Momentum, Sgd};
+
+    use super::*;
+
+    fn stepper(optimizer: Box<dyn Optimizer<f64>>, clip: Clip) -> Stepper<f64> {
+        Stepper {
+            optimizer,
+            clip,
+            updates: 0,
+            tokens: 0,
+        }
+    }
+
+    #[test]
+    fn fusion_pays_only_for_wide_readouts() {
+        let sgd = stepper(Box::new(Sgd::new(0.1).unwrap()), Clip::None);
+        // The language model at batch 1 (20 rows, 100 × 8000), and the readout of
+        // `tests/fused_sgd.rs` (14 rows, 8 × 200).
+        assert_eq!(sgd.fused_rate(20, (100, 8000)), Some(0.1));
+        assert_eq!(sgd.fused_rate(14, (8, 200)), Some(0.1));
+        // Batch 32 of the language model, and binary addition's 16 × 1 readout.
+        assert_eq!(sgd.fused_rate(640, (100, 8000)), None);
+        assert_eq!(sgd.fused_rate(8, (16, 1)), None);
+        let clipped = stepper(Box::new(Sgd::new(0.1).unwrap()), Clip::GlobalNorm(1.0));
+        assert_eq!(clipped.fused_rate(20, (100, 8000)), Some(0.1));
+        let by_value = stepper(Box::new(Sgd::new(0.1).unwrap()), Clip::Value(1.0));
+        assert_eq!(by_value.fused_rate(20, (100, 8000)), None);
+        let momentum = stepper(Box::new(Momentum::new(0.1, 0.9).unwrap()), Clip::None);
+        assert_eq!(momentum.fused_rate(20, (100, 8000)), None);
+    }
+}

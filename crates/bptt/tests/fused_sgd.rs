@@ -3,36 +3,20 @@
 //! accumulate, norm, clip, `Sgd::step`.
 
 use ndarray::Array2;
-use rand::{rngs::StdRng, Rng, SeedableRng};
-use recur_bptt::{Bptt, Model, SeqBatch, SeqInput, SeqTargets, Trainer, Truncation};
-use recur_cell::{Elman, ElmanConfig, LinearConfig, Tanh};
+use recur_bptt::{Bptt, Trainer, Truncation};
 use recur_core::{params, Error};
 use recur_loss::{Reduction, SoftmaxCrossEntropy};
 use recur_optim::{Clip, Optimizer, Sgd};
 
-fn model(vocab: usize, hidden: usize, bias: bool, seed: u64) -> Model<f64, Elman<f64, Tanh>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let cell = ElmanConfig::new(vocab, hidden)
-        .with_bias(bias)
-        .init(Tanh, &mut rng)
-        .unwrap();
-    let readout = LinearConfig::new(hidden, vocab)
-        .with_bias(bias)
-        .init(&mut rng)
-        .unwrap();
-    Model::new(cell, readout).unwrap()
-}
-
-fn tokens(len: usize, batch: usize, vocab: usize, rng: &mut StdRng) -> Array2<usize> {
-    Array2::from_shape_fn((len, batch), |_| rng.random_range(0..vocab))
-}
+mod common;
 
 /// Runs three updates through the trainer and through the written-out reference, and
 /// compares parameters and reported norms.
 fn check(truncation: Truncation, clip: Clip, bias: bool, len: usize, batch: usize) {
-    let (vocab, hidden, lr) = (11, 6, 0.4);
-    let mut rng = StdRng::seed_from_u64(len as u64 * 31 + batch as u64);
-    let mut trained = model(vocab, hidden, bias, 5);
+    // A readout wide enough (200 outputs) for the fused step to pay at 14 rows, so the
+    // trainer takes it (see the trainer's unit test `fusion_pays_only_for_wide_readouts`).
+    let (vocab, hidden, lr) = (200, 8, 0.4);
+    let mut trained = common::token_model::<f64>(vocab, hidden, bias, 5);
     let mut reference = trained.clone();
     let mut trainer = Trainer::new(
         &trained,
@@ -43,15 +27,9 @@ fn check(truncation: Truncation, clip: Clip, bias: bool, len: usize, batch: usiz
     .with_clip(clip);
     let mut engine = Bptt::new(truncation, Reduction::Mean);
     let mut sgd = Sgd::new(lr).unwrap();
-    for _ in 0..3 {
-        let (x, y) = (
-            tokens(len, batch, vocab, &mut rng),
-            tokens(len, batch, vocab, &mut rng),
-        );
-        let seq = SeqBatch {
-            inputs: SeqInput::Tokens(x.view()),
-            targets: SeqTargets::Classes(y.view()),
-        };
+    for update in 0..3 {
+        let (x, y) = common::token_text(len, batch, vocab, update);
+        let seq = common::token_batch(&x, &y);
         let report = trainer
             .train_batch(&mut trained, &SoftmaxCrossEntropy, seq, None)
             .unwrap();
@@ -97,7 +75,7 @@ fn long_batches_and_value_clipping_take_the_stored_path_with_the_same_result() {
 
 #[test]
 fn non_finite_loss_leaves_the_parameters_untouched() {
-    let mut m = model(5, 3, true, 1);
+    let mut m = common::token_model::<f64>(5, 3, true, 1);
     m.readout_mut().params_mut().w_hy[[0, 0]] = f64::NAN;
     let before = m.clone();
     let mut trainer = Trainer::new(
@@ -107,10 +85,7 @@ fn non_finite_loss_leaves_the_parameters_untouched() {
         Box::new(Sgd::new(0.1).unwrap()),
     );
     let x = Array2::from_elem((4, 1), 1_usize);
-    let seq = SeqBatch {
-        inputs: SeqInput::Tokens(x.view()),
-        targets: SeqTargets::Classes(x.view()),
-    };
+    let seq = common::token_batch(&x, &x);
     let err = trainer
         .train_batch(&mut m, &SoftmaxCrossEntropy, seq, None)
         .unwrap_err();

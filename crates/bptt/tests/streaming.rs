@@ -2,38 +2,24 @@
 //! same updates made chunk by chunk through the batch API, and its memory bound.
 
 use ndarray::{s, Array2};
-use rand::{rngs::StdRng, Rng, SeedableRng};
 use recur_bptt::{Model, SeqBatch, SeqInput, SeqTargets, Trainer, Truncation};
-use recur_cell::{Elman, ElmanConfig, LinearConfig, Tanh};
+use recur_cell::{Elman, Tanh};
 use recur_core::params;
 use recur_loss::{Reduction, SoftmaxCrossEntropy};
 use recur_optim::Sgd;
 
+mod common;
+
 fn model(vocab: usize, hidden: usize, seed: u64) -> Model<f64, Elman<f64, Tanh>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let cell = ElmanConfig::new(vocab, hidden)
-        .with_bias(true)
-        .init(Tanh, &mut rng)
-        .unwrap();
-    let readout = LinearConfig::new(hidden, vocab)
-        .with_bias(true)
-        .init(&mut rng)
-        .unwrap();
-    Model::new(cell, readout).unwrap()
+    common::token_model(vocab, hidden, true, seed)
 }
 
 fn text(len: usize, batch: usize, vocab: usize, seed: u64) -> (Array2<usize>, Array2<usize>) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let x = Array2::from_shape_fn((len, batch), |_| rng.random_range(0..vocab));
-    let y = Array2::from_shape_fn((len, batch), |_| rng.random_range(0..vocab));
-    (x, y)
+    common::token_text(len, batch, vocab, seed)
 }
 
 fn batch<'a>(x: &'a Array2<usize>, y: &'a Array2<usize>) -> SeqBatch<'a, f64> {
-    SeqBatch {
-        inputs: SeqInput::Tokens(x.view()),
-        targets: SeqTargets::Classes(y.view()),
-    }
+    common::token_batch(x, y)
 }
 
 #[test]

@@ -1,33 +1,20 @@
 //! Training with the products and the loss split over threads gives bit-identical
 //! gradients, losses and logits to one thread.
 
-use ndarray::Array2;
-use rand::{rngs::StdRng, Rng, SeedableRng};
-use recur_bptt::{Bptt, Model, SeqBatch, SeqInput, SeqTargets, Truncation};
-use recur_cell::{ElmanConfig, LinearConfig, Tanh};
+use recur_bptt::{Bptt, Truncation};
 use recur_core::{linalg, params};
 use recur_loss::{Reduction, SoftmaxCrossEntropy, IGNORE};
+
+mod common;
 
 #[test]
 fn split_loss_and_products_match_one_thread_bitwise() {
     // 20 steps × 4 sequences × 1000 classes: above the size from which the loss is split.
     let (vocab, hidden, len, batch) = (1000, 16, 20, 4);
-    let mut rng = StdRng::seed_from_u64(9);
-    let cell = ElmanConfig::new(vocab, hidden)
-        .init(Tanh, &mut rng)
-        .unwrap();
-    let readout = LinearConfig::new(hidden, vocab)
-        .with_bias(true)
-        .init(&mut rng)
-        .unwrap();
-    let model: Model<f32, _> = Model::new(cell, readout).unwrap();
-    let x = Array2::from_shape_fn((len, batch), |_| rng.random_range(0..vocab));
-    let mut y = Array2::from_shape_fn((len, batch), |_| rng.random_range(0..vocab));
+    let model = common::token_model::<f32>(vocab, hidden, true, 9);
+    let (x, mut y) = common::token_text(len, batch, vocab, 10);
     y[[len - 1, 2]] = IGNORE; // padding rows take their own path
-    let seq = SeqBatch {
-        inputs: SeqInput::Tokens(x.view()),
-        targets: SeqTargets::Classes(y.view()),
-    };
+    let seq = common::token_batch(&x, &y);
     let run = |threads: usize| {
         linalg::set_threads(threads).unwrap();
         let mut engine = Bptt::new(Truncation::per_output(3).unwrap(), Reduction::Mean);
