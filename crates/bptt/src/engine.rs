@@ -311,16 +311,8 @@ impl<F: Float, C: Cell<F>> Bptt<F, C> {
     pub(crate) fn deferred_readout_sq_norm(&mut self, cell: &C) -> Result<f64> {
         let (h, d) = self.ws.readout_rows(cell);
         let rows = h.nrows();
-        let mut grams = self.grams.iter_mut().map(|buffer| {
-            if buffer.len() < rows * rows {
-                buffer.resize(rows * rows, F::zero());
-            }
-            ArrayViewMut2::from_shape((rows, rows), &mut buffer[..rows * rows])
-                .expect("the buffer holds rows² values")
-        });
-        let (Some(mut gram_h), Some(mut gram_d)) = (grams.next(), grams.next()) else {
-            unreachable!("there are two Gram buffers")
-        };
+        let [gram_h, gram_d] = &mut self.grams;
+        let (mut gram_h, mut gram_d) = (square(gram_h, rows), square(gram_d, rows));
         recur_core::linalg::gemm(F::one(), h, h.t(), F::zero(), gram_h.view_mut())?;
         recur_core::linalg::gemm(F::one(), d, d.t(), F::zero(), gram_d.view_mut())?;
         let sum = ndarray::Zip::from(&gram_h)
@@ -606,6 +598,14 @@ impl<F: Float, C: Cell<F>> Workspace<F, C> {
     }
 }
 
+/// The first `n²` values of `buffer` (grown if needed) as an `n × n` matrix.
+fn square<F: Float>(buffer: &mut Vec<F>, n: usize) -> ArrayViewMut2<'_, F> {
+    if buffer.len() < n * n {
+        buffer.resize(n * n, F::zero());
+    }
+    ArrayViewMut2::from_shape((n, n), &mut buffer[..n * n]).expect("the buffer holds n² values")
+}
+
 /// Logit entries from which the loss is split over threads: below, waking a worker costs
 /// more than it saves.
 const PARALLEL_LOSS_MIN: usize = 1 << 16;
@@ -631,18 +631,19 @@ fn evaluate_loss<F: Float>(
         let target_rows = targets.rows(first_step, first_step + steps);
         return loss.evaluate(logits, target_rows, row_loss, d_logits, grad_scale);
     }
-    let rows = steps.div_ceil(parts) * batch;
+    let steps_per_block = steps.div_ceil(parts);
+    let rows = steps_per_block * batch;
     let mut d_chunks = d_logits
         .as_mut()
         .map(|d| d.axis_chunks_iter_mut(Axis(0), rows));
-    let parts = logits
+    let blocks = logits
         .axis_chunks_iter(Axis(0), rows)
         .zip(row_loss.axis_chunks_iter_mut(Axis(0), rows))
         .enumerate()
         .map(move |(i, (z, l))| (i, z, l, d_chunks.as_mut().and_then(Iterator::next)));
     let first_error = Mutex::new(None);
-    recur_core::linalg::for_each_parallel(parts, |(i, z, l, d)| {
-        let from = first_step + i * rows / batch;
+    recur_core::linalg::for_each_parallel(blocks, |(i, z, l, d)| {
+        let from = first_step + i * steps_per_block;
         let target_rows = targets.rows(from, from + z.nrows() / batch);
         if let Err(e) = loss.evaluate(z, target_rows, l, d, grad_scale) {
             let mut slot = first_error.lock().unwrap_or_else(PoisonError::into_inner);

@@ -55,12 +55,12 @@ impl<F: Float, C: Cell<F>> Model<F, C> {
         }
     }
 
-    /// Checks that the parts still fit together (their parameters are writable).
     /// The cell and the readout, both writable at once.
     pub(crate) fn parts_mut(&mut self) -> (&mut C, &mut Linear<F>) {
         (&mut self.cell, &mut self.readout)
     }
 
+    /// Checks that the parts still fit together (their parameters are writable).
     pub(crate) fn check(&self) -> Result<()> {
         if self.readout.hidden_size() != self.cell.hidden_size() {
             return Err(Error::shape(

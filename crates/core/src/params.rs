@@ -6,6 +6,8 @@
 
 use ndarray::{ArrayBase, ArrayViewD, ArrayViewMutD, Data, DataMut, Dimension};
 
+use recur_linalg::{run_wide, Isa, WideLoop};
+
 use crate::{Error, Float, Result};
 
 /// One named tensor of a [`ParamSet`], read-only.
@@ -169,42 +171,52 @@ pub fn for_each_slice<F: Float>(set: &dyn ParamSet<F>, mut f: impl FnMut(&[F])) 
 
 /// Whether every value is finite. Branch-free (`0·v` is 0 for finite `v`, NaN otherwise),
 /// so it vectorises.
+///
+/// These checks read every gradient entry once per update (a tenth of a language-model step
+/// in the baseline x86-64 build), so they run compiled for the widest vectors the CPU has
+/// ([`run_wide`]).
 pub fn slice_all_finite<F: Float>(values: &[F]) -> bool {
-    wide::all_finite(values)
-}
-
-#[inline(always)]
-fn all_finite_lanes<F: Float>(values: &[F]) -> bool {
-    // Independent lanes: a single running sum would be a serial chain that cannot vectorise.
-    let mut lanes = [F::zero(); 16];
-    let blocks = values.chunks_exact(16);
-    let rest = blocks.remainder();
-    for block in blocks {
-        for (lane, &v) in lanes.iter_mut().zip(block) {
-            *lane += v * F::zero();
+    struct AllFinite<'a, F>(&'a [F]);
+    impl<F: Float> WideLoop for AllFinite<'_, F> {
+        type Output = bool;
+        #[inline(always)]
+        fn run(self) -> bool {
+            // Independent lanes: one running sum would be a serial chain that cannot vectorise.
+            let mut lanes = [F::zero(); 16];
+            let blocks = self.0.chunks_exact(16);
+            let rest = blocks.remainder();
+            for block in blocks {
+                for (lane, &v) in lanes.iter_mut().zip(block) {
+                    *lane += v * F::zero();
+                }
+            }
+            lanes.iter().chain(rest).all(|v| v.is_finite())
         }
     }
-    lanes.iter().chain(rest).all(|v| v.is_finite())
+    run_wide(Isa::detect(), AllFinite(values))
 }
 
 /// `Σ v²` in `f64`, with independent partial sums so it vectorises.
 pub fn slice_sum_of_squares<F: Float>(values: &[F]) -> f64 {
-    wide::sum_of_squares(values)
-}
-
-#[inline(always)]
-fn sum_of_squares_lanes<F: Float>(values: &[F]) -> f64 {
-    let mut lanes = [0.0_f64; 8];
-    let blocks = values.chunks_exact(8);
-    let rest = blocks.remainder();
-    for block in blocks {
-        for (lane, &v) in lanes.iter_mut().zip(block) {
-            let v = v.to_f64_lossless();
-            *lane += v * v;
+    struct SumOfSquares<'a, F>(&'a [F]);
+    impl<F: Float> WideLoop for SumOfSquares<'_, F> {
+        type Output = f64;
+        #[inline(always)]
+        fn run(self) -> f64 {
+            let mut lanes = [0.0_f64; 8];
+            let blocks = self.0.chunks_exact(8);
+            let rest = blocks.remainder();
+            for block in blocks {
+                for (lane, &v) in lanes.iter_mut().zip(block) {
+                    let v = v.to_f64_lossless();
+                    *lane += v * v;
+                }
+            }
+            let tail: f64 = rest.iter().map(|&v| v.to_f64_lossless().powi(2)).sum();
+            lanes.iter().sum::<f64>() + tail
         }
     }
-    let tail: f64 = rest.iter().map(|&v| v.to_f64_lossless().powi(2)).sum();
-    lanes.iter().sum::<f64>() + tail
+    run_wide(Isa::detect(), SumOfSquares(values))
 }
 
 /// Euclidean norm of all entries together, accumulated in `f64`. Rows a slot reports as
@@ -392,50 +404,6 @@ where
     match flat_mut(value) {
         Some(values) => values.fill(F::zero()),
         None => value.fill(F::zero()),
-    }
-}
-
-/// The gradient checks compiled a second time for AVX-512 and chosen at run time: they read
-/// every gradient entry once per update (a tenth of a language-model step in the baseline
-/// x86-64 build). Calling a `#[target_feature]` function is `unsafe` only because the CPU
-/// must support the features, which is checked just before.
-#[allow(unsafe_code)]
-mod wide {
-    use crate::Float;
-
-    #[cfg(target_arch = "x86_64")]
-    fn has_avx512() -> bool {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq")
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-    fn sum_of_squares_avx512<F: Float>(values: &[F]) -> f64 {
-        super::sum_of_squares_lanes(values)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-    fn all_finite_avx512<F: Float>(values: &[F]) -> bool {
-        super::all_finite_lanes(values)
-    }
-
-    pub(super) fn sum_of_squares<F: Float>(values: &[F]) -> f64 {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports every feature the function is compiled with.
-            return unsafe { sum_of_squares_avx512(values) };
-        }
-        super::sum_of_squares_lanes(values)
-    }
-
-    pub(super) fn all_finite<F: Float>(values: &[F]) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports every feature the function is compiled with.
-            return unsafe { all_finite_avx512(values) };
-        }
-        super::all_finite_lanes(values)
     }
 }
 

@@ -6,6 +6,7 @@
 //! contiguous (a column-major or sliced array) take a plain iterator path instead.
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use recur_core::linalg::{run_wide, Isa, WideLoop};
 use recur_core::Float;
 
 use crate::fast_exp::exp;
@@ -48,7 +49,7 @@ fn scale_slice<F: Float>(values: &mut [F], k: F) {
 /// Multiplies a row by `k` (vectorised when the row is contiguous).
 pub(crate) fn scale_row<F: Float>(mut row: ArrayViewMut1<'_, F>, k: F) {
     match row.as_slice_mut() {
-        Some(values) => wide::scale(values, k),
+        Some(values) => run_wide(Isa::detect(), Scale(values, k)),
         None => row.mapv_inplace(|v| v * k),
     }
 }
@@ -115,14 +116,14 @@ pub(crate) fn shifted_exp_sum<F: Float>(
     exps: Option<ArrayViewMut1<'_, F>>,
 ) -> (F, F) {
     let max = match z.as_slice() {
-        Some(z) => wide::max(z),
+        Some(z) => run_wide(Isa::detect(), Max(z)),
         None => z.iter().fold(F::neg_infinity(), |m, &v| greater(m, v)),
     };
     let sum = match (z.as_slice(), exps) {
-        (Some(zs), None) => wide::exp_sum(zs, max),
+        (Some(zs), None) => run_wide(Isa::detect(), ExpSum(zs, max)),
         (None, None) => z.iter().fold(F::zero(), |s, &v| s + exp(v - max)),
         (zs, Some(mut out)) => match (zs, out.as_slice_mut()) {
-            (Some(zs), Some(out)) => wide::exp_sum_into(zs, max, out),
+            (Some(zs), Some(out)) => run_wide(Isa::detect(), ExpSumInto(zs, max, out)),
             _ => {
                 let mut sum = F::zero();
                 for (e, &v) in out.iter_mut().zip(z.iter()) {
@@ -168,86 +169,42 @@ pub(crate) fn elementwise<F: Float>(
     }
 }
 
-/// The exponential loops compiled a second time for AVX-512 and chosen at run time.
-///
-/// The default build targets baseline x86-64, where these loops run 4 lanes of `f32` wide;
-/// the softmax's 8000 exponentials per token were 18 % of a language-model training step.
-/// Compiling the same safe loops under `#[target_feature]` lets them run 16 lanes wide on
-/// CPUs that have AVX-512, with no other change. Calling such a function is `unsafe` only
-/// because the CPU must support the features, which is checked just before.
-#[allow(unsafe_code)]
-mod wide {
-    use recur_core::Float;
+/// The slice loops above as units that [`run_wide`] compiles for the widest vectors the CPU
+/// has: at the baseline x86-64 width the softmax's 8000 exponentials per token were 18 % of
+/// a language-model training step, against 6 % with AVX-512.
+struct Max<'a, F>(&'a [F]);
+struct Scale<'a, F>(&'a mut [F], F);
+struct ExpSum<'a, F>(&'a [F], F);
+struct ExpSumInto<'a, F>(&'a [F], F, &'a mut [F]);
 
-    #[cfg(target_arch = "x86_64")]
-    fn has_avx512() -> bool {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512dq")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vl")
+impl<F: Float> WideLoop for Max<'_, F> {
+    type Output = F;
+    #[inline(always)]
+    fn run(self) -> F {
+        max_slice(self.0)
     }
+}
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
-    fn exp_sum_avx512<F: Float>(z: &[F], shift: F) -> F {
-        super::exp_sum_slice(z, shift)
+impl<F: Float> WideLoop for Scale<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        scale_slice(self.0, self.1);
     }
+}
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
-    fn exp_sum_into_avx512<F: Float>(z: &[F], shift: F, out: &mut [F]) -> F {
-        super::exp_sum_into_slice(z, shift, out)
+impl<F: Float> WideLoop for ExpSum<'_, F> {
+    type Output = F;
+    #[inline(always)]
+    fn run(self) -> F {
+        exp_sum_slice(self.0, self.1)
     }
+}
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
-    fn max_avx512<F: Float>(z: &[F]) -> F {
-        super::max_slice(z)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
-    fn scale_avx512<F: Float>(values: &mut [F], k: F) {
-        super::scale_slice(values, k)
-    }
-
-    /// Largest element (`−∞` when empty).
-    pub(super) fn max<F: Float>(z: &[F]) -> F {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports every feature `max_avx512` is compiled with.
-            return unsafe { max_avx512(z) };
-        }
-        super::max_slice(z)
-    }
-
-    /// `values ← k · values`.
-    pub(super) fn scale<F: Float>(values: &mut [F], k: F) {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports every feature `scale_avx512` is compiled with.
-            return unsafe { scale_avx512(values, k) };
-        }
-        super::scale_slice(values, k)
-    }
-
-    /// `Σ exp(z − shift)`.
-    pub(super) fn exp_sum<F: Float>(z: &[F], shift: F) -> F {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports every feature `exp_sum_avx512` is compiled with.
-            return unsafe { exp_sum_avx512(z, shift) };
-        }
-        super::exp_sum_slice(z, shift)
-    }
-
-    /// Writes `exp(z − shift)` into `out` and returns its sum.
-    pub(super) fn exp_sum_into<F: Float>(z: &[F], shift: F, out: &mut [F]) -> F {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports every feature `exp_sum_into_avx512` is compiled with.
-            return unsafe { exp_sum_into_avx512(z, shift, out) };
-        }
-        super::exp_sum_into_slice(z, shift, out)
+impl<F: Float> WideLoop for ExpSumInto<'_, F> {
+    type Output = F;
+    #[inline(always)]
+    fn run(self) -> F {
+        exp_sum_into_slice(self.0, self.1, self.2)
     }
 }

@@ -29,17 +29,7 @@ pub(crate) fn check_inputs<F: Float>(
             }
             continue;
         };
-        let row_count = g.value.shape().first().copied().unwrap_or(0);
-        if let Some(&bad) = rows.iter().find(|&&r| r >= row_count) {
-            return Err(Error::LayoutMismatch {
-                slot: i,
-                name: g.name.to_string(),
-                reason: format!(
-                    "sparse gradient row {bad} is out of range for shape {:?}",
-                    g.value.shape()
-                ),
-            });
-        }
+        check_rows(i, g.name, g.value.shape(), rows)?;
         let finite = if sparse {
             rows.iter()
                 .all(|&r| all_finite(&g.value.index_axis(ndarray::Axis(0), r)))
@@ -62,21 +52,25 @@ pub(crate) fn check_slot(
     grad_shape: &[usize],
     rows: Option<&[usize]>,
 ) -> Result<()> {
-    let mismatch = |reason: String| Error::LayoutMismatch {
-        slot,
-        name: name.to_string(),
-        reason,
-    };
     if param_shape != grad_shape {
-        return Err(mismatch(format!(
-            "parameter shape {param_shape:?} versus gradient shape {grad_shape:?}"
-        )));
+        return Err(Error::LayoutMismatch {
+            slot,
+            name: name.to_string(),
+            reason: format!("parameter shape {param_shape:?} versus gradient shape {grad_shape:?}"),
+        });
     }
-    let row_count = grad_shape.first().copied().unwrap_or(0);
-    match rows.and_then(|rows| rows.iter().find(|&&r| r >= row_count)) {
-        Some(bad) => Err(mismatch(format!(
-            "sparse gradient row {bad} is out of range for shape {grad_shape:?}"
-        ))),
+    rows.map_or(Ok(()), |rows| check_rows(slot, name, grad_shape, rows))
+}
+
+/// [`Error::LayoutMismatch`] unless every sparse row lies within the slot's first axis.
+fn check_rows(slot: usize, name: &str, shape: &[usize], rows: &[usize]) -> Result<()> {
+    let row_count = shape.first().copied().unwrap_or(0);
+    match rows.iter().find(|&&r| r >= row_count) {
+        Some(bad) => Err(Error::LayoutMismatch {
+            slot,
+            name: name.to_string(),
+            reason: format!("sparse gradient row {bad} is out of range for shape {shape:?}"),
+        }),
         None => Ok(()),
     }
 }
