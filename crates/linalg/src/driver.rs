@@ -3,7 +3,7 @@
 use ndarray::{s, ArrayView2, ArrayViewMut2, Zip};
 
 use crate::pack::{pack_a, pack_b};
-use crate::simd::{dot, micro, RowsMut, RowsRef};
+use crate::simd::{dot, micro, transpose_panels, ATile, RowsMut, RowsRef};
 use crate::workspace::aligned;
 use crate::{Isa, Scalar};
 
@@ -30,20 +30,37 @@ const DOT_MIN_K_TALL: usize = 128;
 const DOT_SHORT_ROWS: usize = 16;
 /// Bytes of `a` one sweep of the dot-product loop keeps in L2 (a block of rows × `kc`).
 const DOT_A_BLOCK_BYTES: usize = 512 * 1024;
+/// From this many rows of `a` on, transposing `b` into panels costs less than the dot-product
+/// loop loses to its horizontal sums and its streaming of `bᵀ` from L2 (measured with
+/// `k = 8000`, `n = 100`: even at 256 rows, 15–20 % ahead at 384 and 640).
+const PANELS_MIN_ROWS_TRANSPOSED: usize = 256;
 
-/// `c ← alpha·a·b + beta·c` on the calling thread, for `m, n, k ≥ 1` and `alpha ≠ 0`, with
-/// the dot-product loop if `dot` (as decided by [`prefers_dot`] for the whole product, so that
-/// every part of a split product sums in the same order).
+/// How a product is computed. It is chosen once for the whole product, so every part of a
+/// product split over threads sums in the same order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// The blocked panel loop, for any layout.
+    Panels,
+    /// Dot products along `k`: `a` row-major, `b` column-major (a transposed view such as
+    /// `wᵀ`) and `a` short.
+    Dot,
+    /// The same layouts with `a` tall: the panel loop (reading `a` in place, packing `b` by
+    /// transposes), split over threads by rows, since `c` is then typically narrow.
+    PanelsByRows,
+}
+
+/// `c ← alpha·a·b + beta·c` on the calling thread, for `m, n, k ≥ 1` and `alpha ≠ 0`, as
+/// `plan` (from [`plan`] for the whole product) says.
 pub(crate) fn single<T: Scalar>(
     isa: Isa,
-    dot: bool,
+    plan: Plan,
     alpha: T,
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,
     beta: T,
     mut c: ArrayViewMut2<'_, T>,
 ) {
-    if dot {
+    if plan == Plan::Dot {
         if let (Some(a_rows), Some(bt_rows)) =
             (RowsRef::from_view(a), RowsRef::from_view(b.reversed_axes()))
         {
@@ -51,6 +68,18 @@ pub(crate) fn single<T: Scalar>(
             return;
         }
     }
+    single_panels(isa, alpha, a, b, beta, c);
+}
+
+/// The panel loop on the calling thread, through a dense copy of `c` if its rows are strided.
+fn single_panels<T: Scalar>(
+    isa: Isa,
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    mut c: ArrayViewMut2<'_, T>,
+) {
     T::with_workspace(|ws| {
         if let Some(mut c_rows) = RowsMut::from_view(&mut c) {
             packed(isa, alpha, a, b, beta, &mut c_rows, &mut ws.a, &mut ws.b);
@@ -78,15 +107,9 @@ pub(crate) fn single<T: Scalar>(
     });
 }
 
-/// Whether the dot-product loop is the better plan: `b` is column-major (a transposed view
-/// such as `wᵀ`), `a` row-major and `k` deep enough. Packing such a `b` (and such an `a`) is a
-/// transpose, which costs about as much as the product (measured: up to twice as slow even at
-/// m = 640).
-pub(crate) fn prefers_dot<T: Scalar>(
-    isa: Isa,
-    a: &ArrayView2<'_, T>,
-    b: &ArrayView2<'_, T>,
-) -> bool {
+/// The plan for `a·b`: dot products when `b` is column-major (a transposed view such as
+/// `wᵀ`), `a` row-major and short and `k` deep enough; the panel loop otherwise.
+pub(crate) fn plan<T: Scalar>(isa: Isa, a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Plan {
     let (m, k) = a.dim();
     let a_rows_contiguous = k == 1 || a.strides()[1] == 1;
     let b_cols_contiguous = k == 1 || b.strides()[0] == 1;
@@ -96,11 +119,16 @@ pub(crate) fn prefers_dot<T: Scalar>(
     } else {
         DOT_MIN_K_TALL
     };
-    T::dot_tile(isa).is_some()
+    let dot = T::dot_tile(isa).is_some()
         && a_rows_contiguous
         && b_cols_contiguous
         && !b_rows_contiguous
-        && k >= min_k
+        && k >= min_k;
+    match (dot, m >= PANELS_MIN_ROWS_TRANSPOSED) {
+        (false, _) => Plan::Panels,
+        (true, false) => Plan::Dot,
+        (true, true) => Plan::PanelsByRows,
+    }
 }
 
 /// `c ← alpha·a·btᵀ + beta·c` by tiles of dot products along `k`: depth blocks of `kc`,
@@ -150,8 +178,10 @@ fn dot_product<T: Scalar>(
 
 /// The blocked packed-panel loop (GotoBLAS/BLIS structure): `ic` over row blocks of `a`
 /// (`MC`), `pc` over depth blocks (`KC`) with that block of `a` packed once into micro-panels
-/// of `MR` rows, `jc` over column blocks of `b` (packed unless read in place), then `ir` over
-/// the micro-panels and `jr` over `NR`-column panels of `b`, one register-tile kernel call per
+/// of `MR` rows (or, for row-major `a`, read in place: the kernel's `MR` broadcasts per step
+/// then come from `MR` rows, each walked along its length), `jc` over column blocks of `b`
+/// (packed, by transposes if `b` is column-major, unless read in place), then `ir` over the
+/// micro-panels and `jr` over `NR`-column panels of `b`, one register-tile kernel call per
 /// (`ir`, `jr`).
 #[allow(clippy::too_many_arguments)]
 fn packed<T: Scalar>(
@@ -171,6 +201,10 @@ fn packed<T: Scalar>(
     let nc_max = (B_BLOCK_BYTES / (kc_max * std::mem::size_of::<T>()) / nr_max).max(1) * nr_max;
     let mc_max = (A_BLOCK_BYTES / (kc_max * std::mem::size_of::<T>())).next_multiple_of(mr_max);
     let direct_b = m <= DIRECT_B_MAX_ROWS;
+    // Rows of `a` are read in place when they are contiguous; then nothing of `a` is packed
+    // and one row block spans all of `a`, so `b` is packed once per depth block.
+    let a_rows = RowsRef::from_view(a);
+    let mc_max = if a_rows.is_some() { m } else { mc_max };
     for ic in (0..m).step_by(mc_max) {
         let mc = mc_max.min(m - ic);
         for pc in (0..k).step_by(kc_max) {
@@ -178,14 +212,16 @@ fn packed<T: Scalar>(
             // Later depth blocks accumulate onto the first, which applied beta.
             let beta = if pc == 0 { beta } else { T::one() };
             // Micro-panel `ir` (rows ic + ir ..) sits at `ir·kc`, `mr·kc` elements long.
-            let a_panels = aligned(a_buf, mc * kc);
-            for ir in (0..mc).step_by(mr_max) {
-                let mr = mr_max.min(mc - ir);
-                let rows = ic + ir..ic + ir + mr;
-                pack_a(
-                    a.slice(s![rows, pc..pc + kc]),
-                    &mut a_panels[ir * kc..(ir + mr) * kc],
-                );
+            let a_panels = aligned(a_buf, if a_rows.is_some() { 0 } else { mc * kc });
+            if a_rows.is_none() {
+                for ir in (0..mc).step_by(mr_max) {
+                    let mr = mr_max.min(mc - ir);
+                    let rows = ic + ir..ic + ir + mr;
+                    pack_a(
+                        a.slice(s![rows, pc..pc + kc]),
+                        &mut a_panels[ir * kc..(ir + mr) * kc],
+                    );
+                }
             }
             let a_panels = &*a_panels;
             for jc in (0..n).step_by(nc_max) {
@@ -196,13 +232,18 @@ fn packed<T: Scalar>(
                     None => {
                         let panels = nc.div_ceil(nr_max);
                         let buf = aligned(b_buf, panels * kc * nr_max);
-                        pack_b(block, nr_max, buf);
+                        if !transpose_panels(isa, block, nr_max, buf) {
+                            pack_b(block, nr_max, buf);
+                        }
                         (RowsRef::from_slice(buf, panels * kc, nr_max, nr_max), true)
                     }
                 };
                 for ir in (0..mc).step_by(mr_max) {
                     let mr = mr_max.min(mc - ir);
-                    let a_panel = &a_panels[ir * kc..(ir + mr) * kc];
+                    let a_tile = match &a_rows {
+                        Some(rows) => ATile::Rows(rows, (ic + ir, pc)),
+                        None => ATile::Packed(&a_panels[ir * kc..(ir + mr) * kc]),
+                    };
                     for (q, jr) in (0..nc).step_by(nr_max).enumerate() {
                         let nr = nr_max.min(nc - jr);
                         let b_at = if is_packed { (q * kc, 0) } else { (0, jr) };
@@ -210,7 +251,7 @@ fn packed<T: Scalar>(
                         micro(
                             isa,
                             (mr, nr, kc),
-                            a_panel,
+                            a_tile,
                             &b_src,
                             b_at,
                             c,

@@ -5,7 +5,7 @@ use std::sync::{Mutex, PoisonError};
 
 use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
 
-use crate::driver::{prefers_dot, single};
+use crate::driver::{plan, single, Plan};
 use crate::{threads, Isa, LinalgError, Scalar};
 
 mod tiny;
@@ -176,15 +176,19 @@ fn split<T: Scalar>(
         .saturating_mul(m)
         .saturating_mul(n)
         .saturating_mul(k);
-    let dot = prefers_dot(isa, &a, &b);
-    let (axis, len, min_len, align) = match (dot, m >= DOT_ROW_SPLIT) {
-        (true, true) => (Axis(0), m, DOT_MIN_PART, DOT_ALIGN),
-        (true, false) => (Axis(1), n, DOT_MIN_PART, DOT_ALIGN),
-        (false, _) => (Axis(1), n, PACKED_MIN_PART, PACKED_ALIGN),
+    let plan = plan(isa, &a, &b);
+    let (axis, len, min_len, align) = match (plan, m >= DOT_ROW_SPLIT) {
+        (Plan::Dot, true) => (Axis(0), m, DOT_MIN_PART, DOT_ALIGN),
+        (Plan::Dot, false) => (Axis(1), n, DOT_MIN_PART, DOT_ALIGN),
+        (Plan::PanelsByRows, _) => {
+            let mr = T::micro_tile(isa).0;
+            (Axis(0), m, mr, mr)
+        }
+        (Plan::Panels, _) => (Axis(1), n, PACKED_MIN_PART, PACKED_ALIGN),
     };
     let runners = threads().min(len / min_len);
     if runners <= 1 || flops < PARALLEL_MIN_FLOPS {
-        single(isa, dot, alpha, a, b, beta, c);
+        single(isa, plan, alpha, a, b, beta, c);
         return;
     }
     // With room, twice as many chunks as runners, taken from a shared queue, balance a loaded
@@ -201,9 +205,9 @@ fn split<T: Scalar>(
         let Some((index, c_chunk)) = next else { break };
         let range = index * width..index * width + c_chunk.len_of(axis);
         if axis == Axis(0) {
-            single(isa, dot, alpha, a.slice(s![range, ..]), b, beta, c_chunk);
+            single(isa, plan, alpha, a.slice(s![range, ..]), b, beta, c_chunk);
         } else {
-            single(isa, dot, alpha, a, b.slice(s![.., range]), beta, c_chunk);
+            single(isa, plan, alpha, a, b.slice(s![.., range]), beta, c_chunk);
         }
     };
     crate::threads::run(runners, &job);

@@ -94,6 +94,30 @@ mod tests {
         assert_eq!(dst, expected);
     }
 
+    /// The transposing kernels (where the CPU has them) lay panels out exactly as `pack_b`
+    /// does, for ragged widths and depths, and write nothing past the columns they pack.
+    #[test]
+    fn transposed_panels_match_pack_b() {
+        fn case<T: crate::Scalar>(kc: usize, nc: usize, nr: usize) {
+            let src = Array2::from_shape_fn((nc, kc + 3), |(j, p)| {
+                T::from(j * 1000 + p).expect("small integers are exact")
+            });
+            let block = src.slice(s![.., 1..1 + kc]).reversed_axes();
+            let len = nc.div_ceil(nr) * kc * nr;
+            let sentinel = -T::one();
+            let mut want = vec![sentinel; len];
+            pack_b(block, nr, &mut want);
+            let mut got = vec![sentinel; len];
+            if crate::simd::transpose_panels(crate::Isa::detect(), block, nr, &mut got) {
+                assert!(want == got, "kc {kc} nc {nc} nr {nr}");
+            }
+        }
+        for (kc, nc) in [(1, 1), (16, 16), (17, 33), (256, 100), (44, 5), (300, 64)] {
+            case::<f32>(kc, nc, 32);
+            case::<f64>(kc, nc, 16);
+        }
+    }
+
     #[test]
     fn pack_b_row_and_column_major_agree() {
         let b = sample(6, 9);

@@ -395,6 +395,20 @@ fn model_shapes() {
             100,
             [Layout::RowMajor, Layout::RowMajor, Layout::RowMajor],
         ),
+        // d_h = d_logits · wᵀ at batch 32 (panels of a transposed b, split by rows), and the
+        // same plan with ragged tiles everywhere: 37 = 32 + 5 columns, depth 300 = 256 + 44.
+        (
+            640,
+            100,
+            600,
+            [Layout::RowMajor, Layout::ColMajor, Layout::RowMajor],
+        ),
+        (
+            261,
+            37,
+            300,
+            [Layout::RowMajor, Layout::ColMajor, Layout::RowMajor],
+        ),
     ];
     for isa in isas() {
         for (seed, &(m, n, k, layouts)) in shapes.iter().enumerate() {
@@ -441,6 +455,7 @@ fn f32_matches_f64_reference() {
             (20, 300, 100),
             (100, 257, 20),
             (20, 100, 2000),
+            (300, 100, 530),
             (17, 33, 9),
         ] {
             let a = random(&mut rng, m, k);

@@ -164,20 +164,21 @@ pub trait Kernels: Copy + Send + Sync + 'static {
     /// Register tile `(DM, DN)` of the dot-product kernel for `isa`, `None` if `isa` has none.
     fn dot_tile(isa: Isa) -> Option<(usize, usize)>;
 
-    /// `c[i][j] ← alpha · Σ_p a[p·mr + i] · b[p·b_rs + j] + beta · c[i][j]` for `i < mr`,
-    /// `j < nr`, `p < kc`; `c` is not read when `beta == 0`.
+    /// `c[i][j] ← alpha · Σ_p a[i·a_rs + p·a_cs] · b[p·b_rs + j] + beta · c[i][j]` for
+    /// `i < mr`, `j < nr`, `p < kc`; `c` is not read when `beta == 0`. `a` is either a packed
+    /// micro-panel (`a_rs = 1`, `a_cs = mr`) or rows read in place (`a_cs = 1`).
     ///
     /// # Safety
-    /// `isa` is supported by the CPU; `1 ≤ mr ≤ MR`, `1 ≤ nr ≤ NR`, `kc ≥ 1`; `a..a + kc·mr`
-    /// is readable; `b + p·b_rs + j` is readable and `c + i·c_rs + j` writable (and not
-    /// aliased) for the ranges above.
+    /// `isa` is supported by the CPU; `1 ≤ mr ≤ MR`, `1 ≤ nr ≤ NR`, `kc ≥ 1`; `a_rs = 1` and
+    /// `a_cs = mr`, or `a_cs = 1`; `a + i·a_rs + p·a_cs` and `b + p·b_rs + j` are readable and
+    /// `c + i·c_rs + j` writable (and not aliased) for the ranges above.
     #[allow(clippy::too_many_arguments)]
     unsafe fn micro_raw(
         isa: Isa,
         mr: usize,
         nr: usize,
         kc: usize,
-        a: *const Self,
+        a: (*const Self, isize, isize),
         b: *const Self,
         b_rs: isize,
         c: *mut Self,
@@ -185,6 +186,21 @@ pub trait Kernels: Copy + Send + Sync + 'static {
         alpha: Self,
         beta: Self,
     );
+
+    /// `dst[p·nr + j] = src[j·ld + p]` for `p < kc`, `j < cols` by transposes in registers;
+    /// returns `false` (and writes nothing) if `isa` has no such kernel for this type.
+    ///
+    /// # Safety
+    /// `isa` is supported; `1 ≤ cols ≤ nr`; `src + j·ld + p` is readable and `dst + p·nr + j`
+    /// writable for the ranges above.
+    unsafe fn transpose_panel_raw(
+        isa: Isa,
+        src: *const Self,
+        ld: usize,
+        kc_cols: (usize, usize),
+        dst: *mut Self,
+        nr: usize,
+    ) -> bool;
 
     /// `out[i][j] = Σ_p a[i][p] · b[j][p]` for `i < dm`, `j < dn`, `p < k`.
     ///
@@ -201,9 +217,19 @@ pub trait Kernels: Copy + Send + Sync + 'static {
     ) -> [[Self; DOT_COLS]; DOT_ROWS];
 }
 
+/// Where a register tile reads its `mr × kc` block of `a`.
+#[derive(Clone, Copy)]
+pub(crate) enum ATile<'p, 'a, T> {
+    /// A packed micro-panel: element `(i, p)` at `[p·mr + i]`.
+    Packed(&'p [T]),
+    /// In place: element `(i, p)` at `(row0 + i, col0 + p)` of a row-major matrix.
+    Rows(&'p RowsRef<'a, T>, (usize, usize)),
+}
+
 /// One register tile of the packed-panel product:
-/// `c[c_row0 + i, c_col0 + j] ← alpha · Σ_p a_panel[p·mr + i] · b[b_row0 + p, b_col0 + j]
-/// + beta · c[…]` for `i < mr`, `j < nr`, `p < kc`. With `beta == 0`, `c` is only written.
+/// `c[c_row0 + i, c_col0 + j] ← alpha · Σ_p a(i, p) · b[b_row0 + p, b_col0 + j] + beta · c[…]`
+/// for `i < mr`, `j < nr`, `p < kc`, with `a(i, p)` read as `a` says. With `beta == 0`, `c`
+/// is only written.
 ///
 /// Panics (a bug in the caller, never reachable from the public API) if any index is out of
 /// range.
@@ -211,7 +237,7 @@ pub trait Kernels: Copy + Send + Sync + 'static {
 pub(crate) fn micro<T: Kernels>(
     isa: Isa,
     (mr, nr, kc): (usize, usize, usize),
-    a_panel: &[T],
+    a: ATile<'_, '_, T>,
     b: &RowsRef<'_, T>,
     (b_row0, b_col0): (usize, usize),
     c: &mut RowsMut<'_, T>,
@@ -222,7 +248,16 @@ pub(crate) fn micro<T: Kernels>(
     let (mr_max, nr_max) = T::micro_tile(isa);
     assert!(isa.is_supported());
     assert!((1..=mr_max).contains(&mr) && (1..=nr_max).contains(&nr) && kc >= 1);
-    assert!(a_panel.len() >= kc * mr);
+    let a = match a {
+        ATile::Packed(panel) => {
+            assert!(panel.len() >= kc * mr);
+            (panel.as_ptr(), 1, mr as isize)
+        }
+        ATile::Rows(rows, (row0, col0)) => {
+            assert!(row0 + mr <= rows.rows() && col0 + kc <= rows.cols());
+            (rows.at(row0, col0), rows.row_stride, 1)
+        }
+    };
     assert!(b_row0 + kc <= b.rows() && b_col0 + nr <= b.cols());
     assert!(c_row0 + mr <= c.rows() && c_col0 + nr <= c.cols());
     let b_ptr = b.at(b_row0, b_col0);
@@ -230,14 +265,15 @@ pub(crate) fn micro<T: Kernels>(
     // SAFETY: the asserts above put every (p, j) with p < kc, j < nr inside `b`'s rows/cols and
     // every (i, j) with i < mr, j < nr inside `c`'s, so by the RowsRef/RowsMut invariants the
     // addresses `b_ptr + p·row_stride + j` are readable and `c_ptr + i·row_stride + j` are
-    // writable and exclusively ours; the panel holds kc·mr elements; the ISA is supported.
+    // writable and exclusively ours; a packed panel holds kc·mr elements, and rows of `a` read
+    // in place cover (i, p) for i < mr, p < kc; the ISA is supported.
     unsafe {
         T::micro_raw(
             isa,
             mr,
             nr,
             kc,
-            a_panel.as_ptr(),
+            a,
             b_ptr,
             b.row_stride,
             c_ptr,
@@ -279,17 +315,63 @@ pub(crate) fn dot<T: Kernels>(
     unsafe { T::dot_raw(isa, dm, dn, k, &a_ptrs, &b_ptrs) }
 }
 
-/// Expands to a `match` over `(mr, nv, masked)` calling `$kern::<MR, NV, MASKED>$args` for
-/// every listed MR and NV in 1..=2, so run-time tile sizes reach const-generic kernels.
+/// Packs a `kc × nc` block whose columns are contiguous (a transposed view) into panels of `nr`
+/// columns, laid out as [`crate::pack::pack_b`] lays them out, by transposes in registers.
+/// Returns `false`, writing nothing, if `isa` has no such kernel or the strides do not suit it.
+///
+/// Panics (a caller bug) if `dst` is shorter than `⌈nc / nr⌉·kc·nr`.
+pub(crate) fn transpose_panels<T: Kernels>(
+    isa: Isa,
+    src: ArrayView2<'_, T>,
+    nr: usize,
+    dst: &mut [T],
+) -> bool {
+    let (kc, nc) = src.dim();
+    let [row_stride, ld] = [src.strides()[0], src.strides()[1]];
+    let Ok(ld) = usize::try_from(ld) else {
+        return false;
+    };
+    if kc == 0 || nc == 0 || (kc > 1 && row_stride != 1) || !isa.is_supported() {
+        return false;
+    }
+    let panel = kc * nr;
+    assert!(dst.len() >= nc.div_ceil(nr) * panel);
+    for (out, j0) in dst.chunks_exact_mut(panel).zip((0..nc).step_by(nr)) {
+        let cols = nr.min(nc - j0);
+        let first = src.slice(ndarray::s![.., j0..]).as_ptr();
+        // SAFETY: columns j0..j0 + cols of the view are contiguous (unit row stride) and `ld`
+        // apart, so `first + j·ld + p` is an element of the view for p < kc, j < cols; `out`
+        // holds kc·nr elements, so `p·nr + j < kc·nr` is inside it; the ISA is supported.
+        let done =
+            unsafe { T::transpose_panel_raw(isa, first, ld, (kc, cols), out.as_mut_ptr(), nr) };
+        if !done {
+            return false;
+        }
+    }
+    true
+}
+
+/// Expands to a `match` over `(mr, nv, masked, rows_a)` calling
+/// `$kern::<MR, NV, MASKED, ROWS_A>$args` for every listed MR and NV in 1..=2, so run-time tile
+/// sizes reach const-generic kernels.
 #[cfg(target_arch = "x86_64")]
 macro_rules! dispatch_micro {
-    ($module:ident :: $kern:ident, ($mr:expr, $nv:expr, $masked:expr), [$($m:literal)*], $args:tt) => {
-        match ($mr, $nv, $masked) {
+    (
+        $module:ident :: $kern:ident,
+        ($mr:expr, $nv:expr, $masked:expr, $rows_a:expr),
+        [$($m:literal)*],
+        $args:tt
+    ) => {
+        match ($mr, $nv, $masked, $rows_a) {
             $(
-                ($m, 1, false) => $module::$kern::<$m, 1, false> $args,
-                ($m, 1, true) => $module::$kern::<$m, 1, true> $args,
-                ($m, 2, false) => $module::$kern::<$m, 2, false> $args,
-                ($m, 2, true) => $module::$kern::<$m, 2, true> $args,
+                ($m, 1, false, false) => $module::$kern::<$m, 1, false, false> $args,
+                ($m, 1, true, false) => $module::$kern::<$m, 1, true, false> $args,
+                ($m, 2, false, false) => $module::$kern::<$m, 2, false, false> $args,
+                ($m, 2, true, false) => $module::$kern::<$m, 2, true, false> $args,
+                ($m, 1, false, true) => $module::$kern::<$m, 1, false, true> $args,
+                ($m, 1, true, true) => $module::$kern::<$m, 1, true, true> $args,
+                ($m, 2, false, true) => $module::$kern::<$m, 2, false, true> $args,
+                ($m, 2, true, true) => $module::$kern::<$m, 2, true, true> $args,
             )*
             _ => unreachable!("tile size checked by the caller"),
         }
@@ -325,7 +407,7 @@ const PORTABLE_NR: usize = 16;
 
 macro_rules! impl_kernels {
     ($t:ty, $lanes512:literal, $lanes256:literal,
-     $micro512:ident, $micro256:ident, $dot512:ident, $dot256:ident) => {
+     $micro512:ident, $micro256:ident, $dot512:ident, $dot256:ident, $transpose512:ident) => {
         impl Kernels for $t {
             fn micro_tile(isa: Isa) -> (usize, usize) {
                 match isa {
@@ -348,7 +430,7 @@ macro_rules! impl_kernels {
                 mr: usize,
                 nr: usize,
                 kc: usize,
-                a: *const Self,
+                (a, a_rs, a_cs): (*const Self, isize, isize),
                 b: *const Self,
                 b_rs: isize,
                 c: *mut Self,
@@ -366,9 +448,9 @@ macro_rules! impl_kernels {
                         unsafe {
                             dispatch_micro!(
                                 x86::$micro512,
-                                (mr, nv, tail != $lanes512),
+                                (mr, nv, tail != $lanes512, a_cs == 1 && mr > 1),
                                 [1 2 3 4 5 6 7 8 9 10],
-                                (kc, a, b, b_rs, tail, c, c_rs, alpha, beta)
+                                (kc, a, a_rs, b, b_rs, tail, c, c_rs, alpha, beta)
                             )
                         }
                     }
@@ -380,9 +462,9 @@ macro_rules! impl_kernels {
                         unsafe {
                             dispatch_micro!(
                                 x86::$micro256,
-                                (mr, nv, tail != $lanes256),
+                                (mr, nv, tail != $lanes256, a_cs == 1 && mr > 1),
                                 [1 2 3 4 5 6],
-                                (kc, a, b, b_rs, tail, c, c_rs, alpha, beta)
+                                (kc, a, a_rs, b, b_rs, tail, c, c_rs, alpha, beta)
                             )
                         }
                     }
@@ -391,9 +473,28 @@ macro_rules! impl_kernels {
                     // SAFETY: forwarded contract of `micro_raw`.
                     Isa::Portable => unsafe {
                         portable::micro::<$t, PORTABLE_MR, PORTABLE_NR>(
-                            mr, nr, kc, a, b, b_rs, c, c_rs, alpha, beta,
+                            mr, nr, kc, (a, a_rs, a_cs), b, b_rs, c, c_rs, alpha, beta,
                         )
                     },
+                }
+            }
+
+            unsafe fn transpose_panel_raw(
+                isa: Isa,
+                src: *const Self,
+                ld: usize,
+                (kc, cols): (usize, usize),
+                dst: *mut Self,
+                nr: usize,
+            ) -> bool {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: forwarded contract of `transpose_panel_raw`.
+                    Isa::Avx512 => unsafe {
+                        x86::$transpose512(src, ld, kc, cols, dst, nr);
+                        true
+                    },
+                    _ => false,
                 }
             }
 
@@ -430,7 +531,8 @@ impl_kernels!(
     micro_f32_avx512,
     micro_f32_avx2,
     dot_f32_avx512,
-    dot_f32_avx2
+    dot_f32_avx2,
+    transpose_panel_f32_avx512
 );
 impl_kernels!(
     f64,
@@ -439,5 +541,6 @@ impl_kernels!(
     micro_f64_avx512,
     micro_f64_avx2,
     dot_f64_avx512,
-    dot_f64_avx2
+    dot_f64_avx2,
+    transpose_panel_f64_avx512
 );

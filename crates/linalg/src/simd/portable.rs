@@ -3,7 +3,8 @@
 
 use num_traits::Float;
 
-/// `c ← alpha · a_panel · b + beta · c` on an `mr × nr` tile (`mr ≤ MR`, `nr ≤ NR`).
+/// `c ← alpha · a · b + beta · c` on an `mr × nr` tile (`mr ≤ MR`, `nr ≤ NR`), element
+/// `(i, p)` of `a` at `a + i·a_rs + p·a_cs`.
 ///
 /// # Safety
 /// See `Kernels::micro_raw`.
@@ -12,7 +13,7 @@ pub(super) unsafe fn micro<T: Float, const MR: usize, const NR: usize>(
     mr: usize,
     nr: usize,
     kc: usize,
-    a: *const T,
+    (a, a_rs, a_cs): (*const T, isize, isize),
     b: *const T,
     b_rs: isize,
     c: *mut T,
@@ -28,7 +29,7 @@ pub(super) unsafe fn micro<T: Float, const MR: usize, const NR: usize>(
             *r = *b_row.add(j);
         }
         for (i, acc_i) in acc.iter_mut().enumerate().take(mr) {
-            let a_i = *a.add(p * mr + i);
+            let a_i = *a.offset(i as isize * a_rs + p as isize * a_cs);
             for (acc_ij, &r) in acc_i.iter_mut().zip(&row) {
                 *acc_ij = *acc_ij + a_i * r;
             }

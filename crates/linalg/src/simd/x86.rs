@@ -195,16 +195,23 @@ ops!(
 /// Generates the packed-panel micro-kernel and the dot-product kernel for one ops table.
 macro_rules! kernels {
     ($micro:ident, $dot:ident, $feat:literal, $t:ty, $ops:ident) => {
-        /// `MR × (NV·LANES)` register tile: `c ← alpha · a_panel · b + beta · c`.
+        /// `MR × (NV·LANES)` register tile: `c ← alpha · a · b + beta · c`, with `a` read as
+        /// a packed micro-panel (`a[p·MR + i]`) or, if `ROWS_A`, in place (`a[i·a_rs + p]`).
         ///
         /// # Safety
         /// See `Kernels::micro_raw`; additionally `1 ≤ tail ≤ LANES` is the number of valid
         /// columns in the last vector and equals `LANES` unless `MASKED`.
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
-        pub(super) unsafe fn $micro<const MR: usize, const NV: usize, const MASKED: bool>(
+        pub(super) unsafe fn $micro<
+            const MR: usize,
+            const NV: usize,
+            const MASKED: bool,
+            const ROWS_A: bool,
+        >(
             kc: usize,
             a: *const $t,
+            a_rs: isize,
             b: *const $t,
             b_rs: isize,
             tail: usize,
@@ -231,12 +238,17 @@ macro_rules! kernels {
                     };
                 }
                 for (i, acc_i) in acc.iter_mut().enumerate() {
-                    let a_i = o::splat(*a_p.add(i));
+                    let a_i = if ROWS_A {
+                        *a_p.offset(i as isize * a_rs)
+                    } else {
+                        *a_p.add(i)
+                    };
+                    let a_i = o::splat(a_i);
                     for (acc_iv, &r) in acc_i.iter_mut().zip(&row) {
                         *acc_iv = o::fma(a_i, r, *acc_iv);
                     }
                 }
-                a_p = a_p.wrapping_add(MR);
+                a_p = a_p.wrapping_add(if ROWS_A { 1 } else { MR });
                 b_p = b_p.wrapping_offset(b_rs);
             }
             let alpha_v = o::splat(alpha);
@@ -340,3 +352,141 @@ kernels!(
 );
 kernels!(micro_f32_avx2, dot_f32_avx2, "avx2,fma", f32, ops_f32_avx2);
 kernels!(micro_f64_avx2, dot_f64_avx2, "avx2,fma", f64, ops_f64_avx2);
+
+/// Generates a kernel that packs up to `nr` contiguous columns of `b` (a transposed view)
+/// into one `nr`-wide panel by `LANES × LANES` transposes in registers: each load reads a run
+/// of one column, each store writes a run of one panel row.
+macro_rules! transpose_panel {
+    ($name:ident, $t:ty, $v:ty, $mask:ty, lanes = $lanes:literal,
+     zero = $zero:expr, load_m = $load_m:path, store_m = $store_m:path,
+     transpose = $transpose:path) => {
+        /// `dst[p·nr + j] = src[j·ld + p]` for `p < kc`, `j < cols`; nothing else is written.
+        ///
+        /// # Safety
+        /// `avx512f` is supported; `src + j·ld + p` is readable and `dst + p·nr + j` writable
+        /// for the ranges above.
+        #[target_feature(enable = "avx512f")]
+        pub(super) unsafe fn $name(
+            src: *const $t,
+            ld: usize,
+            kc: usize,
+            cols: usize,
+            dst: *mut $t,
+            nr: usize,
+        ) {
+            use std::arch::x86_64::*;
+            let lane_mask = |n: usize| -> $mask {
+                if n >= $lanes {
+                    <$mask>::MAX
+                } else {
+                    (1 << n) - 1
+                }
+            };
+            for j0 in (0..cols).step_by($lanes) {
+                let col_mask = lane_mask(cols - j0);
+                let used = (cols - j0).min($lanes);
+                for p0 in (0..kc).step_by($lanes) {
+                    let depth = (kc - p0).min($lanes);
+                    let depth_mask = lane_mask(depth);
+                    let mut tile: [$v; $lanes] = [$zero; $lanes];
+                    for (j, row) in tile.iter_mut().enumerate().take(used) {
+                        *row = $load_m(depth_mask, src.add((j0 + j) * ld + p0));
+                    }
+                    let tile = $transpose(tile);
+                    for (p, &row) in tile.iter().enumerate().take(depth) {
+                        $store_m(dst.add((p0 + p) * nr + j0), col_mask, row);
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// Transposes a 16 × 16 tile of `f32` held as 16 rows: pairs within 128-bit lanes, then
+/// quads, then the lanes themselves.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_16x16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__m512; 16] {
+    use std::arch::x86_64::*;
+    // t[2k + h]: rows 2k, 2k+1 interleaved, elements 2h, 2h+1 of each lane.
+    let mut t = [_mm512_setzero_ps(); 16];
+    for k in 0..8 {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    // u[4g + e]: rows 4g..4g+3 at element e of each lane.
+    let mut u = [_mm512_setzero_ps(); 16];
+    for g in 0..4 {
+        let (lo, hi) = (t[4 * g], t[4 * g + 2]);
+        let (lo2, hi2) = (t[4 * g + 1], t[4 * g + 3]);
+        u[4 * g] = _mm512_shuffle_ps::<0x44>(lo, hi);
+        u[4 * g + 1] = _mm512_shuffle_ps::<0xEE>(lo, hi);
+        u[4 * g + 2] = _mm512_shuffle_ps::<0x44>(lo2, hi2);
+        u[4 * g + 3] = _mm512_shuffle_ps::<0xEE>(lo2, hi2);
+    }
+    gather_lanes(u)
+}
+
+/// The last two stages of a transpose: `u[g·E + e]` holds, in 128-bit lane `l`, element `e` of
+/// that lane for row group `g` (four groups); row `l·E + e` of the result is lane `l` of
+/// `u[e]`, `u[E + e]`, `u[2E + e]`, `u[3E + e]`, side by side.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_lanes<const N: usize>(
+    u: [std::arch::x86_64::__m512; N],
+) -> [std::arch::x86_64::__m512; N] {
+    use std::arch::x86_64::*;
+    let e_count = N / 4;
+    let mut out = [_mm512_setzero_ps(); N];
+    for e in 0..e_count {
+        let (a, b) = (u[e], u[e_count + e]);
+        let (c, d) = (u[2 * e_count + e], u[3 * e_count + e]);
+        let ab_even = _mm512_shuffle_f32x4::<0x88>(a, b);
+        let ab_odd = _mm512_shuffle_f32x4::<0xDD>(a, b);
+        let cd_even = _mm512_shuffle_f32x4::<0x88>(c, d);
+        let cd_odd = _mm512_shuffle_f32x4::<0xDD>(c, d);
+        out[e] = _mm512_shuffle_f32x4::<0x88>(ab_even, cd_even);
+        out[2 * e_count + e] = _mm512_shuffle_f32x4::<0xDD>(ab_even, cd_even);
+        out[e_count + e] = _mm512_shuffle_f32x4::<0x88>(ab_odd, cd_odd);
+        out[3 * e_count + e] = _mm512_shuffle_f32x4::<0xDD>(ab_odd, cd_odd);
+    }
+    out
+}
+
+/// Transposes an 8 × 8 tile of `f64` held as 8 rows.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_8x8(r: [std::arch::x86_64::__m512d; 8]) -> [std::arch::x86_64::__m512d; 8] {
+    use std::arch::x86_64::*;
+    // t[2k + e]: rows 2k, 2k+1 at element e of each 128-bit lane; the lane moves are the same
+    // as for f32, on the same bits.
+    let mut t = [_mm512_setzero_ps(); 8];
+    for k in 0..4 {
+        t[2 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(r[2 * k], r[2 * k + 1]));
+        t[2 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(r[2 * k], r[2 * k + 1]));
+    }
+    gather_lanes(t).map(|x| _mm512_castps_pd(x))
+}
+
+transpose_panel!(
+    transpose_panel_f32_avx512,
+    f32,
+    __m512,
+    __mmask16,
+    lanes = 16,
+    zero = _mm512_setzero_ps(),
+    load_m = _mm512_maskz_loadu_ps,
+    store_m = _mm512_mask_storeu_ps,
+    transpose = transpose_16x16
+);
+transpose_panel!(
+    transpose_panel_f64_avx512,
+    f64,
+    __m512d,
+    __mmask8,
+    lanes = 8,
+    zero = _mm512_setzero_pd(),
+    load_m = _mm512_maskz_loadu_pd,
+    store_m = _mm512_mask_storeu_pd,
+    transpose = transpose_8x8
+);
