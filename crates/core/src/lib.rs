@@ -44,6 +44,7 @@
 pub mod activation;
 mod error;
 pub mod fast_exp;
+pub mod fast_tanh;
 mod float;
 mod input;
 pub mod params;
