@@ -122,10 +122,11 @@ impl<F: Float, C: Cell<F>> Default for Workspace<F, C> {
 }
 
 /// Makes `a` hold at least `rows` rows of exactly `cols` columns, reallocating only when it
-/// is too small. Callers use the first `rows` rows.
+/// is too small. Callers use the first `rows` rows. New arrays start on a cache line, so
+/// the products read and write whole lines.
 fn ensure<F: Float>(a: &mut Array2<F>, rows: usize, cols: usize) {
     if a.nrows() < rows || a.ncols() != cols {
-        *a = Array2::zeros((rows.max(a.nrows()), cols));
+        *a = recur_core::linalg::zeros_aligned((rows.max(a.nrows()), cols));
     }
 }
 

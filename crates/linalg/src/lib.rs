@@ -59,3 +59,4 @@ pub use isa::Isa;
 pub use scalar::Scalar;
 pub use simd::{run_wide, WideLoop};
 pub use threads::{for_each_parallel, set_threads, threads};
+pub use workspace::zeros_aligned;
