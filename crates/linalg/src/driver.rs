@@ -45,8 +45,10 @@ pub(crate) enum Plan {
     /// `wᵀ`) and `a` short.
     Dot,
     /// The same layouts with `a` tall: the panel loop (reading `a` in place, packing `b` by
-    /// transposes), split over threads by rows, since `c` is then typically narrow.
-    PanelsByRows,
+    /// transposes) for the columns of `c` that fill whole vectors, dot products for the last
+    /// few, which would waste most of a vector's lanes (4 of 100 columns took an eighth of
+    /// the time). Split over threads by rows, so every part has the same columns.
+    PanelsDotTail,
 }
 
 /// `c ← alpha·a·b + beta·c` on the calling thread, for `m, n, k ≥ 1` and `alpha ≠ 0`, as
@@ -60,7 +62,13 @@ pub(crate) fn single<T: Scalar>(
     beta: T,
     mut c: ArrayViewMut2<'_, T>,
 ) {
-    if plan == Plan::Dot {
+    let n = b.ncols();
+    let dot_from = match plan {
+        Plan::Panels => n,
+        Plan::Dot => 0,
+        Plan::PanelsDotTail => n - n % vector_lanes::<T>(isa),
+    };
+    if dot_from == 0 {
         if let (Some(a_rows), Some(bt_rows)) =
             (RowsRef::from_view(a), RowsRef::from_view(b.reversed_axes()))
         {
@@ -68,10 +76,17 @@ pub(crate) fn single<T: Scalar>(
             return;
         }
     }
-    single_panels(isa, alpha, a, b, beta, c);
+    let dot_from = if dot_from == 0 { n } else { dot_from };
+    single_panels(isa, alpha, a, b, beta, c, dot_from);
 }
 
-/// The panel loop on the calling thread, through a dense copy of `c` if its rows are strided.
+/// Lanes of one vector of `T` in the panel kernels (their tile is two vectors wide).
+pub(crate) fn vector_lanes<T: Scalar>(isa: Isa) -> usize {
+    (T::micro_tile(isa).1 / 2).max(1)
+}
+
+/// The panel loop on the calling thread (dot products from column `dot_from` on, where the
+/// layouts allow), through a dense copy of `c` if its rows are strided.
 fn single_panels<T: Scalar>(
     isa: Isa,
     alpha: T,
@@ -79,10 +94,12 @@ fn single_panels<T: Scalar>(
     b: ArrayView2<'_, T>,
     beta: T,
     mut c: ArrayViewMut2<'_, T>,
+    dot_from: usize,
 ) {
     T::with_workspace(|ws| {
         if let Some(mut c_rows) = RowsMut::from_view(&mut c) {
-            packed(isa, alpha, a, b, beta, &mut c_rows, &mut ws.a, &mut ws.b);
+            let bufs = (&mut ws.a, &mut ws.b);
+            packed(isa, alpha, a, (b, dot_from), beta, &mut c_rows, bufs);
             return;
         }
         // c has no unit stride along its rows: compute alpha·a·b densely, then merge.
@@ -92,11 +109,10 @@ fn single_panels<T: Scalar>(
             isa,
             alpha,
             a,
-            b,
+            (b, dot_from),
             T::zero(),
             &mut RowsMut::from_slice(dense, m, n),
-            &mut ws.a,
-            &mut ws.b,
+            (&mut ws.a, &mut ws.b),
         );
         let dense =
             ArrayView2::from_shape((m, n), &*dense).expect("dense buffer holds m·n elements");
@@ -127,7 +143,7 @@ pub(crate) fn plan<T: Scalar>(isa: Isa, a: &ArrayView2<'_, T>, b: &ArrayView2<'_
     match (dot, m >= PANELS_MIN_ROWS_TRANSPOSED) {
         (false, _) => Plan::Panels,
         (true, false) => Plan::Dot,
-        (true, true) => Plan::PanelsByRows,
+        (true, true) => Plan::PanelsDotTail,
     }
 }
 
@@ -176,6 +192,38 @@ fn dot_product<T: Scalar>(
     }
 }
 
+/// `c[i, col0 + j] ← alpha·Σ_{p ∈ depth} a[i, p]·bt[j, p] + beta·c[i, col0 + j]` for the `rows`
+/// rows `i` of `a` and every row `j` of `bt`, by dot-product tiles.
+fn dot_block<T: Scalar>(
+    isa: Isa,
+    (alpha, beta): (T, T),
+    (a, (row0, rows)): (&RowsRef<'_, T>, (usize, usize)),
+    (bt, col0): (&RowsRef<'_, T>, usize),
+    depth: std::ops::Range<usize>,
+    c: &mut RowsMut<'_, T>,
+) {
+    let (dm_max, dn_max) = T::dot_tile(isa).expect("dot kernel exists for this isa");
+    let read_c = !beta.is_zero();
+    let span = (depth.start, depth.len());
+    for j0 in (0..bt.rows()).step_by(dn_max) {
+        let dn = dn_max.min(bt.rows() - j0);
+        for i0 in (row0..row0 + rows).step_by(dm_max) {
+            let dm = dm_max.min(row0 + rows - i0);
+            let sums = dot(isa, a, (i0, dm), bt, (j0, dn), span);
+            for (i, row) in sums.iter().enumerate().take(dm) {
+                for (j, &sum) in row.iter().enumerate().take(dn) {
+                    let c_ij = c.get_mut(i0 + i, col0 + j0 + j);
+                    *c_ij = if read_c {
+                        alpha * sum + beta * *c_ij
+                    } else {
+                        alpha * sum
+                    };
+                }
+            }
+        }
+    }
+}
+
 /// The blocked packed-panel loop (GotoBLAS/BLIS structure): `ic` over row blocks of `a`
 /// (`MC`), `pc` over depth blocks (`KC`) with that block of `a` packed once into micro-panels
 /// of `MR` rows (or, for row-major `a`, read in place: the kernel's `MR` broadcasts per step
@@ -183,19 +231,29 @@ fn dot_product<T: Scalar>(
 /// (packed, by transposes if `b` is column-major, unless read in place), then `ir` over the
 /// micro-panels and `jr` over `NR`-column panels of `b`, one register-tile kernel call per
 /// (`ir`, `jr`).
-#[allow(clippy::too_many_arguments)]
+///
+/// Columns from `dot_from` on are computed by dot products instead, right after each
+/// micro-panel of `a` has been through the panel kernel (so it is still in L1), when `a` is
+/// row-major and `b` column-major; otherwise `dot_from` is ignored.
 fn packed<T: Scalar>(
     isa: Isa,
     alpha: T,
     a: ArrayView2<'_, T>,
-    b: ArrayView2<'_, T>,
+    (b, dot_from): (ArrayView2<'_, T>, usize),
     beta: T,
     c: &mut RowsMut<'_, T>,
-    a_buf: &mut Vec<T>,
-    b_buf: &mut Vec<T>,
+    (a_buf, b_buf): (&mut Vec<T>, &mut Vec<T>),
 ) {
     let (m, k) = a.dim();
-    let n = b.ncols();
+    let a_rows = RowsRef::from_view(a);
+    let tail_rows = b.slice(s![.., dot_from.min(b.ncols())..]).reversed_axes();
+    let dot_tail = RowsRef::from_view(tail_rows)
+        .filter(|bt| bt.rows() > 0 && a_rows.is_some() && T::dot_tile(isa).is_some());
+    let n = if dot_tail.is_some() {
+        dot_from
+    } else {
+        b.ncols()
+    };
     let (mr_max, nr_max) = T::micro_tile(isa);
     let kc_max = KC;
     let nc_max = (B_BLOCK_BYTES / (kc_max * std::mem::size_of::<T>()) / nr_max).max(1) * nr_max;
@@ -203,7 +261,6 @@ fn packed<T: Scalar>(
     let direct_b = m <= DIRECT_B_MAX_ROWS;
     // Rows of `a` are read in place when they are contiguous; then nothing of `a` is packed
     // and one row block spans all of `a`, so `b` is packed once per depth block.
-    let a_rows = RowsRef::from_view(a);
     let mc_max = if a_rows.is_some() { m } else { mc_max };
     for ic in (0..m).step_by(mc_max) {
         let mc = mc_max.min(m - ic);
@@ -259,6 +316,10 @@ fn packed<T: Scalar>(
                             alpha,
                             beta,
                         );
+                    }
+                    if let (Some(a_rows), Some(bt), true) = (&a_rows, &dot_tail, jc + nc == n) {
+                        let rows = (ic + ir, mr);
+                        dot_block(isa, (alpha, beta), (a_rows, rows), (bt, n), pc..pc + kc, c);
                     }
                 }
             }

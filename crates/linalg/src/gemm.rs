@@ -180,7 +180,7 @@ fn split<T: Scalar>(
     let (axis, len, min_len, align) = match (plan, m >= DOT_ROW_SPLIT) {
         (Plan::Dot, true) => (Axis(0), m, DOT_MIN_PART, DOT_ALIGN),
         (Plan::Dot, false) => (Axis(1), n, DOT_MIN_PART, DOT_ALIGN),
-        (Plan::PanelsByRows, _) => {
+        (Plan::PanelsDotTail, _) => {
             let mr = T::micro_tile(isa).0;
             (Axis(0), m, mr, mr)
         }

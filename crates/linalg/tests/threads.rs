@@ -27,11 +27,15 @@ fn pooled_products_match_single_thread_bitwise() {
     let w = filled(100, 8000, 2);
     let d_logits = filled(20, 8000, 3);
     let h_big = filled(640, 100, 4);
+    let d_big = filled(640, 1000, 6);
+    let w_narrow = filled(100, 1000, 7);
     let cases: Vec<(ArrayView2<'_, f32>, ArrayView2<'_, f32>)> = vec![
-        (h.view(), w.view()),     // logits
-        (h.t(), d_logits.view()), // d_w
-        (d_logits.view(), w.t()), // d_h (n = 100)
-        (h_big.view(), w.view()), // logits at batch 32
+        (h.view(), w.view()),         // logits
+        (h.t(), d_logits.view()),     // d_w
+        (d_logits.view(), w.t()),     // d_h (n = 100)
+        (h_big.view(), w.view()),     // logits at batch 32
+        (d_big.view(), w_narrow.t()), // d_h at batch 32: panels and a dot-product tail
+        (h_big.t(), d_big.view()),    // d_w at batch 32
     ];
     for (a, b) in cases {
         let start = filled(a.nrows(), b.ncols(), 5);

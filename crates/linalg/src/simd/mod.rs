@@ -147,6 +147,14 @@ impl<'a, T> RowsMut<'a, T> {
             .wrapping_offset(r as isize * self.row_stride)
             .wrapping_add(col)
     }
+
+    /// Element `(r, col)`. Panics if it is out of range.
+    pub(crate) fn get_mut(&mut self, r: usize, col: usize) -> &mut T {
+        assert!(r < self.rows && col < self.cols);
+        // SAFETY: in range, so by the invariant the element is initialized and only `self`
+        // may access it; the returned borrow holds `self` exclusively while it lives.
+        unsafe { &mut *self.at(r, col) }
+    }
 }
 
 fn last_index(rows: usize, cols: usize, row_stride: usize) -> usize {
