@@ -172,6 +172,96 @@ pub fn exp<F: Float>(x: F) -> F {
     }
 }
 
+/// `ln(2⁻¹⁰²²)` and `ln(2⁻¹²⁶)`: below these, `e^x` is subnormal.
+const MIN_NORMAL_ARG_F64: f64 = -708.396_418_532_264_1;
+const MIN_NORMAL_ARG_F32: f32 = -87.336_54;
+
+/// `e^x` for `f64` arguments `x ≤ 0`, the case of a softmax shifted by its maximum:
+/// [`exp_f64`] to the bit wherever the result is a normal number, `0` where it would be
+/// subnormal (below `2⁻¹⁰²²`). Knowing the sign saves the overflow clamp and the split of
+/// `2ⁿ` into two factors, a quarter of the work. Positive arguments still give `e^x`, up
+/// to `+∞` from about 709.78; NaN gives NaN.
+///
+/// ```
+/// use recur_core::fast_exp::{exp_f64, exp_nonpositive_f64};
+/// assert_eq!(exp_nonpositive_f64(-3.5), exp_f64(-3.5));
+/// assert_eq!(exp_nonpositive_f64(-745.0), 0.0);
+/// ```
+#[inline(always)]
+pub fn exp_nonpositive_f64(x: f64) -> f64 {
+    let subnormal = x < MIN_NORMAL_ARG_F64;
+    let x = if subnormal { MIN_NORMAL_ARG_F64 } else { x };
+    let n = (x * std::f64::consts::LOG2_E + SHIFT_F64) - SHIFT_F64;
+    let r = (x - n * LN2_HI_F64) - n * LN2_LO_F64;
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let pair = |lo: f64, hi: f64| lo + hi * r;
+    let q01 = pair(1.0 / 2.0, 1.0 / 6.0);
+    let q23 = pair(1.0 / 24.0, 1.0 / 120.0);
+    let q45 = pair(1.0 / 720.0, 1.0 / 5_040.0);
+    let q67 = pair(1.0 / 40_320.0, 1.0 / 362_880.0);
+    let q89 = pair(1.0 / 3_628_800.0, 1.0 / 39_916_800.0);
+    let q1011 = pair(1.0 / 479_001_600.0, 1.0 / 6_227_020_800.0);
+    let q0_3 = q01 + q23 * r2;
+    let q4_7 = q45 + q67 * r2;
+    let q8_11 = q89 + q1011 * r2;
+    let q = (q0_3 + q4_7 * r4) + q8_11 * r8;
+    let p = (q * r + 1.0) * r + 1.0;
+    // n ≥ −1022 here, so 2ⁿ is one normal factor and the product is exactly exp_f64's.
+    let y = p * pow2_f64(n);
+    if subnormal {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// `e^x` for `f32` arguments `x ≤ 0`: [`exp_f32`] to the bit wherever the result is
+/// normal, `0` below `2⁻¹²⁶` (see [`exp_nonpositive_f64`]).
+///
+/// ```
+/// use recur_core::fast_exp::{exp_f32, exp_nonpositive_f32};
+/// assert_eq!(exp_nonpositive_f32(-3.5), exp_f32(-3.5));
+/// assert_eq!(exp_nonpositive_f32(-90.0), 0.0);
+/// ```
+#[inline(always)]
+pub fn exp_nonpositive_f32(x: f32) -> f32 {
+    let subnormal = x < MIN_NORMAL_ARG_F32;
+    let x = if subnormal { MIN_NORMAL_ARG_F32 } else { x };
+    let n = (x * std::f32::consts::LOG2_E + SHIFT_F32) - SHIFT_F32;
+    let r = (x - n * LN2_HI_F32) - n * LN2_LO_F32;
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let pair = |lo: f32, hi: f32| lo + hi * r;
+    let q01 = pair(1.0 / 2.0, 1.0 / 6.0);
+    let q23 = pair(1.0 / 24.0, 1.0 / 120.0);
+    let q45 = pair(1.0 / 720.0, 1.0 / 5_040.0);
+    let q = (q01 + q23 * r2) + q45 * r4;
+    let p = (q * r + 1.0) * r + 1.0;
+    let y = p * pow2_f32(n);
+    if subnormal {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// [`exp_nonpositive_f32`] or [`exp_nonpositive_f64`] by the precision of `F`, as [`exp`].
+///
+/// ```
+/// use recur_core::fast_exp::{exp, exp_nonpositive};
+/// assert_eq!(exp_nonpositive(-1.25_f32), exp(-1.25_f32));
+/// ```
+#[inline(always)]
+pub fn exp_nonpositive<F: Float>(x: F) -> F {
+    if F::epsilon().to_f64_lossless() >= f64::from(f32::EPSILON) {
+        F::from_f64_lossy(f64::from(exp_nonpositive_f32(x.to_f64_lossless() as f32)))
+    } else {
+        F::from_f64_lossy(exp_nonpositive_f64(x.to_f64_lossless()))
+    }
+}
+
 /// Replaces every element of `values` by its exponential (see [`exp`]).
 ///
 /// ```
@@ -314,6 +404,35 @@ mod tests {
         assert!(ulps_f32(exp_f32(88.72), f64::from(88.72_f32).exp() as f32) <= 2);
         assert!(exp_f64(f64::NAN).is_nan());
         assert!(exp_f32(f32::NAN).is_nan());
+    }
+
+    /// The non-positive variant equals the general one bit for bit down to the smallest
+    /// normal result, and is 0 below it.
+    #[test]
+    fn nonpositive_variant_matches_to_the_bit_where_normal() {
+        for i in 0..=2_000_000 {
+            let x = -f64::from(i) * 3.6e-4 * std::f64::consts::FRAC_1_SQRT_2;
+            let want = exp_f64(x);
+            let got = exp_nonpositive_f64(x);
+            if want >= f64::MIN_POSITIVE {
+                assert_eq!(got.to_bits(), want.to_bits(), "x = {x}");
+            } else {
+                assert_eq!(got, 0.0, "x = {x}");
+            }
+        }
+        for i in 0..=2_000_000 {
+            let x = -(i as f32) * 4.5e-5;
+            let want = exp_f32(x);
+            let got = exp_nonpositive_f32(x);
+            if want >= f32::MIN_POSITIVE {
+                assert_eq!(got.to_bits(), want.to_bits(), "x = {x}");
+            } else {
+                assert_eq!(got, 0.0, "x = {x}");
+            }
+        }
+        assert!(exp_nonpositive_f32(f32::NAN).is_nan());
+        assert_eq!(exp_nonpositive_f64(f64::NEG_INFINITY), 0.0);
+        assert_eq!(exp_nonpositive_f64(0.0), 1.0);
     }
 
     #[test]
