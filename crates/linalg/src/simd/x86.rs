@@ -194,7 +194,8 @@ ops!(
 
 /// Rows of `b` ahead of the current one that the micro-kernel prefetches when it reads `b` in
 /// place (measured on `hᵀ·Δ`, 100 × 8000 × 640: 8 rows 186, 16 rows 190, 32 and 64 rows
-/// 200–205 GFLOP/s, none 182).
+/// 200–205 GFLOP/s, none 182). Prefetching past the end of the block cost 15–19 % on the
+/// same product and on its 20-row version at batch 1, so the last rows go without.
 const PREFETCH_ROWS: isize = 32;
 /// Row strides up to this are packed panels (`NR` elements apart), read sequentially.
 const PACKED_B_MAX_STRIDE: isize = 64;
@@ -245,16 +246,20 @@ macro_rules! kernels {
             let mut a_p = a;
             let mut b_p = b;
             // Rows of b read in place (strided, one or two lines each) are prefetched a few
-            // hundred cycles ahead; packed panels are sequential and need no help.
-            let pf_dist = if b_rs > PACKED_B_MAX_STRIDE {
-                PREFETCH_ROWS * b_rs
+            // hundred cycles ahead, within this block only; packed panels are sequential and
+            // need no help.
+            let (pf_dist, pf_steps) = if b_rs > PACKED_B_MAX_STRIDE {
+                (
+                    PREFETCH_ROWS * b_rs,
+                    kc.saturating_sub(PREFETCH_ROWS as usize),
+                )
             } else {
-                0
+                (0, 0)
             };
-            for _ in 0..kc {
+            for step in 0..kc {
                 // One row of the b tile, then an outer product with one column of a: MR·NV
                 // independent FMAs per step keep both FMA pipes busy.
-                if pf_dist != 0 {
+                if step < pf_steps {
                     for v in 0..NV {
                         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
                             b_p.wrapping_offset(pf_dist)
