@@ -83,7 +83,7 @@ pub(crate) fn single<T: Scalar>(
 }
 
 /// Lanes of one vector of `T` in the panel kernels (their tile is two vectors wide).
-pub(crate) fn vector_lanes<T: Scalar>(isa: Isa) -> usize {
+fn vector_lanes<T: Scalar>(isa: Isa) -> usize {
     (T::micro_tile(isa).1 / 2).max(1)
 }
 
@@ -226,6 +226,28 @@ fn dot_block<T: Scalar>(
     }
 }
 
+/// Where the kernel reads a block of `b`: in place if `in_place` allows and its rows are
+/// contiguous (`false`), or packed into `buf` in panels of `nr` columns (`true`), by
+/// transposes in registers when `b` is column-major.
+fn b_block<'a, T: Scalar>(
+    isa: Isa,
+    block: ArrayView2<'a, T>,
+    in_place: bool,
+    nr: usize,
+    buf: &'a mut Vec<T>,
+) -> (RowsRef<'a, T>, bool) {
+    if let Some(rows) = RowsRef::from_view(block).filter(|_| in_place) {
+        return (rows, false);
+    }
+    let (kc, nc) = block.dim();
+    let panels = nc.div_ceil(nr);
+    let buf = aligned(buf, panels * kc * nr);
+    if !transpose_panels(isa, block, nr, buf) {
+        pack_b(block, nr, buf);
+    }
+    (RowsRef::from_slice(buf, panels * kc, nr, nr), true)
+}
+
 /// The blocked packed-panel loop (GotoBLAS/BLIS structure): `ic` over row blocks of `a`
 /// (`MC`), `pc` over depth blocks (`kc`) with that block of `a` packed once into micro-panels
 /// of `MR` rows (or, for row-major `a`, read in place: the kernel's `MR` broadcasts per step
@@ -286,17 +308,7 @@ fn packed<T: Scalar>(
             for jc in (0..n).step_by(nc_max) {
                 let nc = nc_max.min(n - jc);
                 let block = b.slice(s![pc..pc + kc, jc..jc + nc]);
-                let (b_src, is_packed) = match RowsRef::from_view(block).filter(|_| direct_b) {
-                    Some(rows) => (rows, false),
-                    None => {
-                        let panels = nc.div_ceil(nr_max);
-                        let buf = aligned(b_buf, panels * kc * nr_max);
-                        if !transpose_panels(isa, block, nr_max, buf) {
-                            pack_b(block, nr_max, buf);
-                        }
-                        (RowsRef::from_slice(buf, panels * kc, nr_max, nr_max), true)
-                    }
-                };
+                let (b_src, is_packed) = b_block(isa, block, direct_b, nr_max, b_buf);
                 for ir in (0..mc).step_by(mr_max) {
                     let mr = mr_max.min(mc - ir);
                     let a_tile = match &a_rows {
