@@ -77,6 +77,17 @@ pub fn exp_f64(x: f64) -> f64 {
     // Comparisons rather than `clamp`, so NaN passes through unchanged.
     let x = if x < LO_F64 { LO_F64 } else { x };
     let x = if x > HI_F64 { HI_F64 } else { x };
+    let (n, p) = reduce_f64(x);
+    // n ∈ [−1076, 1024] splits into two halves in [−538, 512], each a normal power of two.
+    let n1 = (n * 0.5 + SHIFT_F64) - SHIFT_F64;
+    let n2 = n - n1;
+    p * pow2_f64(n1) * pow2_f64(n2)
+}
+
+/// `(n, p)` with `e^x = p·2ⁿ`: `n = round(x / ln 2)` (an integer held as a float) and `p`
+/// the polynomial approximation of `e^r` on the remainder `r = x − n·ln 2`.
+#[inline(always)]
+fn reduce_f64(x: f64) -> (f64, f64) {
     let n = (x * std::f64::consts::LOG2_E + SHIFT_F64) - SHIFT_F64;
     let r = (x - n * LN2_HI_F64) - n * LN2_LO_F64;
     // Taylor polynomial of e^r; |r| ≤ 0.3466 so the r^14/14! remainder is ~4e-18, well
@@ -99,11 +110,7 @@ pub fn exp_f64(x: f64) -> f64 {
     let q4_7 = q45 + q67 * r2;
     let q8_11 = q89 + q1011 * r2;
     let q = (q0_3 + q4_7 * r4) + q8_11 * r8;
-    let p = (q * r + 1.0) * r + 1.0;
-    // n ∈ [−1076, 1024] splits into two halves in [−538, 512], each a normal power of two.
-    let n1 = (n * 0.5 + SHIFT_F64) - SHIFT_F64;
-    let n2 = n - n1;
-    p * pow2_f64(n1) * pow2_f64(n2)
+    (n, (q * r + 1.0) * r + 1.0)
 }
 
 /// `2^k` for an integral `k` in the normal exponent range, built from its bits.
@@ -129,6 +136,16 @@ fn pow2_f64(k: f64) -> f64 {
 pub fn exp_f32(x: f32) -> f32 {
     let x = if x < LO_F32 { LO_F32 } else { x };
     let x = if x > HI_F32 { HI_F32 } else { x };
+    let (n, p) = reduce_f32(x);
+    // n ∈ [−150, 129] splits into halves in [−75, 65].
+    let n1 = (n * 0.5 + SHIFT_F32) - SHIFT_F32;
+    let n2 = n - n1;
+    p * pow2_f32(n1) * pow2_f32(n2)
+}
+
+/// [`reduce_f64`] for `f32`.
+#[inline(always)]
+fn reduce_f32(x: f32) -> (f32, f32) {
     let n = (x * std::f32::consts::LOG2_E + SHIFT_F32) - SHIFT_F32;
     let r = (x - n * LN2_HI_F32) - n * LN2_LO_F32;
     // Degree 7: the r^8/8! remainder is ~5e-9, a tenth of the f32 ulp of 1. As for f64:
@@ -140,11 +157,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let q23 = pair(1.0 / 24.0, 1.0 / 120.0);
     let q45 = pair(1.0 / 720.0, 1.0 / 5_040.0);
     let q = (q01 + q23 * r2) + q45 * r4;
-    let p = (q * r + 1.0) * r + 1.0;
-    // n ∈ [−150, 129] splits into halves in [−75, 65].
-    let n1 = (n * 0.5 + SHIFT_F32) - SHIFT_F32;
-    let n2 = n - n1;
-    p * pow2_f32(n1) * pow2_f32(n2)
+    (n, (q * r + 1.0) * r + 1.0)
 }
 
 #[inline(always)]
@@ -165,10 +178,18 @@ fn pow2_f32(k: f32) -> f32 {
 /// ```
 #[inline(always)]
 pub fn exp<F: Float>(x: F) -> F {
+    by_precision(x, exp_f32, exp_f64)
+}
+
+/// `single(x)` when `F` has no more precision than `f32`, `double(x)` otherwise. The choice
+/// is made on constants of `F` and both calls inline, so after monomorphisation it costs
+/// nothing and the round trip through `f64` folds away for `f32`.
+#[inline(always)]
+pub(crate) fn by_precision<F: Float>(x: F, single: fn(f32) -> f32, double: fn(f64) -> f64) -> F {
     if F::epsilon().to_f64_lossless() >= f64::from(f32::EPSILON) {
-        F::from_f64_lossy(f64::from(exp_f32(x.to_f64_lossless() as f32)))
+        F::from_f64_lossy(f64::from(single(x.to_f64_lossless() as f32)))
     } else {
-        F::from_f64_lossy(exp_f64(x.to_f64_lossless()))
+        F::from_f64_lossy(double(x.to_f64_lossless()))
     }
 }
 
@@ -190,24 +211,7 @@ const MIN_NORMAL_ARG_F32: f32 = -87.336_54;
 #[inline(always)]
 pub fn exp_nonpositive_f64(x: f64) -> f64 {
     let subnormal = x < MIN_NORMAL_ARG_F64;
-    let x = if subnormal { MIN_NORMAL_ARG_F64 } else { x };
-    let n = (x * std::f64::consts::LOG2_E + SHIFT_F64) - SHIFT_F64;
-    let r = (x - n * LN2_HI_F64) - n * LN2_LO_F64;
-    let r2 = r * r;
-    let r4 = r2 * r2;
-    let r8 = r4 * r4;
-    let pair = |lo: f64, hi: f64| lo + hi * r;
-    let q01 = pair(1.0 / 2.0, 1.0 / 6.0);
-    let q23 = pair(1.0 / 24.0, 1.0 / 120.0);
-    let q45 = pair(1.0 / 720.0, 1.0 / 5_040.0);
-    let q67 = pair(1.0 / 40_320.0, 1.0 / 362_880.0);
-    let q89 = pair(1.0 / 3_628_800.0, 1.0 / 39_916_800.0);
-    let q1011 = pair(1.0 / 479_001_600.0, 1.0 / 6_227_020_800.0);
-    let q0_3 = q01 + q23 * r2;
-    let q4_7 = q45 + q67 * r2;
-    let q8_11 = q89 + q1011 * r2;
-    let q = (q0_3 + q4_7 * r4) + q8_11 * r8;
-    let p = (q * r + 1.0) * r + 1.0;
+    let (n, p) = reduce_f64(if subnormal { MIN_NORMAL_ARG_F64 } else { x });
     // n ≥ −1022 here, so 2ⁿ is one normal factor and the product is exactly exp_f64's.
     let y = p * pow2_f64(n);
     if subnormal {
@@ -228,17 +232,8 @@ pub fn exp_nonpositive_f64(x: f64) -> f64 {
 #[inline(always)]
 pub fn exp_nonpositive_f32(x: f32) -> f32 {
     let subnormal = x < MIN_NORMAL_ARG_F32;
-    let x = if subnormal { MIN_NORMAL_ARG_F32 } else { x };
-    let n = (x * std::f32::consts::LOG2_E + SHIFT_F32) - SHIFT_F32;
-    let r = (x - n * LN2_HI_F32) - n * LN2_LO_F32;
-    let r2 = r * r;
-    let r4 = r2 * r2;
-    let pair = |lo: f32, hi: f32| lo + hi * r;
-    let q01 = pair(1.0 / 2.0, 1.0 / 6.0);
-    let q23 = pair(1.0 / 24.0, 1.0 / 120.0);
-    let q45 = pair(1.0 / 720.0, 1.0 / 5_040.0);
-    let q = (q01 + q23 * r2) + q45 * r4;
-    let p = (q * r + 1.0) * r + 1.0;
+    let (n, p) = reduce_f32(if subnormal { MIN_NORMAL_ARG_F32 } else { x });
+    // n ≥ −126 here: one normal factor, as for f64.
     let y = p * pow2_f32(n);
     if subnormal {
         0.0
@@ -255,11 +250,7 @@ pub fn exp_nonpositive_f32(x: f32) -> f32 {
 /// ```
 #[inline(always)]
 pub fn exp_nonpositive<F: Float>(x: F) -> F {
-    if F::epsilon().to_f64_lossless() >= f64::from(f32::EPSILON) {
-        F::from_f64_lossy(f64::from(exp_nonpositive_f32(x.to_f64_lossless() as f32)))
-    } else {
-        F::from_f64_lossy(exp_nonpositive_f64(x.to_f64_lossless()))
-    }
+    by_precision(x, exp_nonpositive_f32, exp_nonpositive_f64)
 }
 
 /// Replaces every element of `values` by its exponential (see [`exp`]).

@@ -26,7 +26,7 @@
 //! assert!(tanh_f64(f64::NAN).is_nan());
 //! ```
 
-use crate::fast_exp::{exp_f32, exp_f64};
+use crate::fast_exp::{by_precision, exp_f32, exp_f64};
 use crate::Float;
 
 /// Below this magnitude the polynomial is used, from it on the exponential.
@@ -103,11 +103,7 @@ pub fn tanh_f32(x: f32) -> f32 {
 /// ```
 #[inline(always)]
 pub fn tanh<F: Float>(x: F) -> F {
-    if F::epsilon().to_f64_lossless() >= f64::from(f32::EPSILON) {
-        F::from_f64_lossy(f64::from(tanh_f32(x.to_f64_lossless() as f32)))
-    } else {
-        F::from_f64_lossy(tanh_f64(x.to_f64_lossless()))
-    }
+    by_precision(x, tanh_f32, tanh_f64)
 }
 
 #[cfg(test)]

@@ -160,61 +160,62 @@ fn dot_product<T: Scalar>(
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
 ) {
-    let Some((dm_max, dn_max)) = T::dot_tile(isa) else {
+    let Some((dm_max, _)) = T::dot_tile(isa) else {
         return;
     };
-    let (m, k, n) = (a.rows(), a.cols(), bt.rows());
+    let (m, k) = (a.rows(), a.cols());
     let kc_max = DOT_KC_BYTES / std::mem::size_of::<T>();
     let mb_max = (DOT_A_BLOCK_BYTES / DOT_KC_BYTES).next_multiple_of(dm_max);
     for pc in (0..k).step_by(kc_max) {
         let kc = kc_max.min(k - pc);
         // Later depth blocks accumulate onto the first, which applied beta.
         let beta = if pc == 0 { beta } else { T::one() };
-        let read_c = !beta.is_zero();
         for ib in (0..m).step_by(mb_max) {
             let rows = ib..m.min(ib + mb_max);
-            for j0 in (0..n).step_by(dn_max) {
-                let dn = dn_max.min(n - j0);
-                for i0 in rows.clone().step_by(dm_max) {
-                    let dm = dm_max.min(rows.end - i0);
-                    let sums = dot(isa, a, (i0, dm), bt, (j0, dn), (pc, kc));
-                    for (i, row) in sums.iter().enumerate().take(dm) {
-                        for (j, &sum) in row.iter().enumerate().take(dn) {
-                            let c_ij = &mut c[[i0 + i, j0 + j]];
-                            *c_ij = if read_c {
-                                alpha * sum + beta * *c_ij
-                            } else {
-                                alpha * sum
-                            };
-                        }
-                    }
-                }
-            }
+            dot_block(isa, (alpha, beta), (a, rows), (bt, 0), pc..pc + kc, c);
         }
     }
 }
 
-/// `c[i, col0 + j] ← alpha·Σ_{p ∈ depth} a[i, p]·bt[j, p] + beta·c[i, col0 + j]` for the `rows`
-/// rows `i` of `a` and every row `j` of `bt`, by dot-product tiles.
+/// A matrix that dot-product tiles write into, element by element.
+trait DotOut<T> {
+    fn elem(&mut self, row: usize, col: usize) -> &mut T;
+}
+
+impl<T> DotOut<T> for ArrayViewMut2<'_, T> {
+    fn elem(&mut self, row: usize, col: usize) -> &mut T {
+        &mut self[[row, col]]
+    }
+}
+
+impl<T> DotOut<T> for RowsMut<'_, T> {
+    fn elem(&mut self, row: usize, col: usize) -> &mut T {
+        self.get_mut(row, col)
+    }
+}
+
+/// `c[i, col0 + j] ← alpha·Σ_{p ∈ depth} a[i, p]·bt[j, p] + beta·c[i, col0 + j]` for the rows
+/// `i` of `a` in `rows` and every row `j` of `bt`: `DN` rows of `bᵀ` against every `DM`-row
+/// tile of `rows`.
 fn dot_block<T: Scalar>(
     isa: Isa,
     (alpha, beta): (T, T),
-    (a, (row0, rows)): (&RowsRef<'_, T>, (usize, usize)),
+    (a, rows): (&RowsRef<'_, T>, std::ops::Range<usize>),
     (bt, col0): (&RowsRef<'_, T>, usize),
     depth: std::ops::Range<usize>,
-    c: &mut RowsMut<'_, T>,
+    c: &mut impl DotOut<T>,
 ) {
     let (dm_max, dn_max) = T::dot_tile(isa).expect("dot kernel exists for this isa");
     let read_c = !beta.is_zero();
     let span = (depth.start, depth.len());
     for j0 in (0..bt.rows()).step_by(dn_max) {
         let dn = dn_max.min(bt.rows() - j0);
-        for i0 in (row0..row0 + rows).step_by(dm_max) {
-            let dm = dm_max.min(row0 + rows - i0);
+        for i0 in rows.clone().step_by(dm_max) {
+            let dm = dm_max.min(rows.end - i0);
             let sums = dot(isa, a, (i0, dm), bt, (j0, dn), span);
             for (i, row) in sums.iter().enumerate().take(dm) {
                 for (j, &sum) in row.iter().enumerate().take(dn) {
-                    let c_ij = c.get_mut(i0 + i, col0 + j0 + j);
+                    let c_ij = c.elem(i0 + i, col0 + j0 + j);
                     *c_ij = if read_c {
                         alpha * sum + beta * *c_ij
                     } else {
@@ -332,7 +333,7 @@ fn packed<T: Scalar>(
                         );
                     }
                     if let (Some(a_rows), Some(bt), true) = (&a_rows, &dot_tail, jc + nc == n) {
-                        let rows = (ic + ir, mr);
+                        let rows = ic + ir..ic + ir + mr;
                         dot_block(isa, (alpha, beta), (a_rows, rows), (bt, n), pc..pc + kc, c);
                     }
                 }
