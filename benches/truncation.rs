@@ -119,10 +119,10 @@ impl<F: Float> Cell<F> for Looped<F> {
     fn hidden_size(&self) -> usize {
         self.0.hidden_size()
     }
-    fn params(&self) -> &ElmanParams<F> {
+    fn params(&self) -> &dyn ParamSet<F> {
         self.0.params()
     }
-    fn params_mut(&mut self) -> &mut ElmanParams<F> {
+    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
         self.0.params_mut()
     }
     fn zero_grads(&self) -> ElmanParams<F> {
@@ -142,15 +142,11 @@ impl<F: Float> Cell<F> for Looped<F> {
     }
     fn backward(
         &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayView2<'_, F>,
-        cache: &ElmanCache<F>,
-        d_next: ArrayViewMut2<'_, F>,
-        d_prev: ArrayViewMut2<'_, F>,
+        step: StepRecord<'_, F, ElmanCache<F>>,
+        deltas: StepDeltas<'_, F>,
         grads: &mut ElmanParams<F>,
     ) -> Result<()> {
-        self.0.backward(x, prev, next, cache, d_next, d_prev, grads)
+        self.0.backward(step, deltas, grads)
     }
 }
 

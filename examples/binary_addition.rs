@@ -419,7 +419,9 @@ fn predict<A: Activation<f64>>(
     // The first `batch` rows of the states are the initial state; then h_0 … h_{bits−1}.
     let hidden = engine.states().slice_move(s![batch.., ..]);
     let mut logits = Array2::zeros((bits * batch, 1));
-    network.readout().forward(hidden, logits.view_mut())?;
+    network
+        .readout()
+        .forward(hidden, logits.view_mut(), &mut ())?;
     outputs(logits.view(), bits, batch)
 }
 

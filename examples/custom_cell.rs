@@ -13,12 +13,15 @@
 //! cargo run --release --example custom_cell
 //! ```
 
-use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{azip, Array1, Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use recur::cell::step::{
+    check_deltas, check_forward, input_delta, input_product, input_weight_grad,
+};
 use recur::core::linalg::gemm;
-use recur::core::{Slot, SlotMut};
+use recur::core::params;
 use recur::prelude::*;
-use recur::{gradient_check, Error, Result};
+use recur::{gradient_check, param_set, Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// Swish `x·σ(x)`; its derivative `σ(x)·(1 + x·(1 − σ(x)))` needs `x`.
@@ -41,60 +44,88 @@ impl<F: Float> Activation<F> for Swish {
     }
 }
 
-/// Parameters (or gradients) of a [`LeakyElman`] cell. Slot order: `w_xh`, `w_hh`, `b_h`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LeakyParams<F> {
-    /// Input weights `[input, hidden]`.
-    pub w_xh: Array2<F>,
-    /// Recurrent weights `[hidden, hidden]`.
-    pub w_hh: Array2<F>,
-    /// Bias `[hidden]`.
-    pub b_h: Array1<F>,
-}
-
-impl<F: Float> ParamSet<F> for LeakyParams<F> {
-    fn slot_count(&self) -> usize {
-        3
-    }
-    fn slot(&self, index: usize) -> Slot<'_, F> {
-        let (name, value) = match index {
-            0 => ("w_xh", self.w_xh.view().into_dyn()),
-            1 => ("w_hh", self.w_hh.view().into_dyn()),
-            2 => ("b_h", self.b_h.view().into_dyn()),
-            _ => panic!("LeakyParams has 3 slots, not {}", index + 1),
-        };
-        Slot {
-            name,
-            value,
-            rows: None,
-        }
-    }
-    fn slot_mut(&mut self, index: usize) -> SlotMut<'_, F> {
-        let (name, value) = match index {
-            0 => ("w_xh", self.w_xh.view_mut().into_dyn()),
-            1 => ("w_hh", self.w_hh.view_mut().into_dyn()),
-            2 => ("b_h", self.b_h.view_mut().into_dyn()),
-            _ => panic!("LeakyParams has 3 slots, not {}", index + 1),
-        };
-        SlotMut { name, value }
+// --- The cell: parameters, state, forward and backward. ---
+param_set! {
+    /// Weights (or gradients): `w_xh [input, hidden]`, `w_hh [hidden, hidden]`, `b_h [hidden]`.
+    pub struct LeakyParams<F> {
+        w_xh: Array2<F>,
+        w_hh: Array2<F>,
+        b_h: Array1<F>,
     }
 }
 
-/// `h_t = (1 − α)·h_{t−1} + α·f(x_t·W_xh + h_{t−1}·W_hh + b)`.
+/// `h_t = (1 − α)·h_{t−1} + α·f(z_t)` with `z_t = x_t·W_xh + h_{t−1}·W_hh + b`, α in (0, 1].
 #[derive(Debug, Clone)]
 pub struct LeakyElman<F, A> {
     params: LeakyParams<F>,
     activation: A,
-    /// Leak rate α in (0, 1].
     alpha: F,
 }
 
-/// Per step: the pre-activation `z` and the activation's output `y = f(z)`.
-#[derive(Debug)]
-pub struct LeakyCache<F> {
-    z: Array2<F>,
-    y: Array2<F>,
+impl<F: Float, A: Activation<F>> Cell<F> for LeakyElman<F, A> {
+    type Params = LeakyParams<F>;
+    type Cache = (Array2<F>, Array2<F>); // per step: z and y = f(z)
+
+    fn input_size(&self) -> usize {
+        self.params.w_xh.nrows()
+    }
+    fn hidden_size(&self) -> usize {
+        self.params.w_hh.nrows()
+    }
+    fn params(&self) -> &dyn ParamSet<F> {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
+        &mut self.params
+    }
+    fn zero_grads(&self) -> LeakyParams<F> {
+        params::zeroed(&self.params)
+    }
+    fn new_cache(&self, batch: usize) -> Self::Cache {
+        let zeros = || Array2::zeros((batch, self.hidden_size()));
+        (zeros(), zeros())
+    }
+
+    fn forward(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        (z, y): &mut Self::Cache,
+    ) -> Result<()> {
+        check_forward("LeakyElman", self, x, prev, next.view())?;
+        let (p, f, alpha) = (&self.params, &self.activation, self.alpha);
+        gemm(F::one(), prev, p.w_hh.view(), F::zero(), z.view_mut())?;
+        input_product(x, p.w_xh.view(), F::one(), z.view_mut())?;
+        *z += &p.b_h;
+        azip!((y in &mut *y, &z in &*z) *y = f.apply(z));
+        azip!((h in next, &h_prev in &prev, &y in &*y) *h = (F::one() - alpha) * h_prev + alpha * y);
+        Ok(())
+    }
+
+    fn backward(
+        &self,
+        step: StepRecord<'_, F, Self::Cache>,
+        mut deltas: StepDeltas<'_, F>,
+        grads: &mut LeakyParams<F>,
+    ) -> Result<()> {
+        check_deltas("LeakyElman", self, step, &deltas)?;
+        let (p, f, alpha, (z, y)) = (&self.params, &self.activation, self.alpha, step.cache);
+        let d = &mut deltas;
+        // The leak passes (1 − α)·d_next straight through; take it before d_next becomes dz.
+        azip!((dp in &mut d.d_prev, &dn in &d.d_next) *dp = (F::one() - alpha) * dn);
+        azip!((d in &mut d.d_next, &z in z, &y in y) *d *= alpha * f.derivative(z, y));
+        let dz = d.d_next.view();
+        gemm(F::one(), dz, p.w_hh.t(), F::one(), d.d_prev.view_mut())?;
+        input_delta(dz, p.w_xh.view(), d.d_x.as_mut())?;
+        gemm(F::one(), step.prev.t(), dz, F::one(), grads.w_hh.view_mut())?;
+        input_weight_grad(step.x, dz, grads.w_xh.view_mut(), &mut None)?;
+        dz.rows().into_iter().for_each(|row| grads.b_h += &row);
+        Ok(())
+    }
 }
+
+// --- End of the cell. ---
 
 impl<F: Float, A: Activation<F>> LeakyElman<F, A> {
     /// A cell with weights uniform in ±1/√fan-in, zero bias and leak rate `alpha`.
@@ -124,129 +155,6 @@ impl<F: Float, A: Activation<F>> LeakyElman<F, A> {
             activation,
             alpha: F::from_f64_lossy(alpha),
         })
-    }
-
-    fn check(
-        &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayView2<'_, F>,
-    ) -> Result<()> {
-        x.check("LeakyElman", x.batch(), self.input_size())?;
-        let expected = [x.batch(), self.hidden_size()];
-        for dim in [prev.dim(), next.dim()] {
-            if dim != (expected[0], expected[1]) {
-                return Err(Error::shape("LeakyElman", &expected, &[dim.0, dim.1]));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<F: Float, A: Activation<F>> Cell<F> for LeakyElman<F, A> {
-    type Params = LeakyParams<F>;
-    type Cache = LeakyCache<F>;
-
-    fn input_size(&self) -> usize {
-        self.params.w_xh.nrows()
-    }
-    fn hidden_size(&self) -> usize {
-        self.params.w_hh.nrows()
-    }
-    fn params(&self) -> &LeakyParams<F> {
-        &self.params
-    }
-    fn params_mut(&mut self) -> &mut LeakyParams<F> {
-        &mut self.params
-    }
-    fn zero_grads(&self) -> LeakyParams<F> {
-        LeakyParams {
-            w_xh: Array2::zeros(self.params.w_xh.raw_dim()),
-            w_hh: Array2::zeros(self.params.w_hh.raw_dim()),
-            b_h: Array1::zeros(self.params.b_h.raw_dim()),
-        }
-    }
-    fn new_cache(&self, batch: usize) -> LeakyCache<F> {
-        let shape = (batch, self.hidden_size());
-        LeakyCache {
-            z: Array2::zeros(shape),
-            y: Array2::zeros(shape),
-        }
-    }
-
-    fn forward(
-        &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        mut next: ArrayViewMut2<'_, F>,
-        cache: &mut LeakyCache<F>,
-    ) -> Result<()> {
-        self.check(x, prev, next.view())?;
-        let p = &self.params;
-        let z = &mut cache.z;
-        gemm(F::one(), prev, p.w_hh.view(), F::zero(), z.view_mut())?;
-        match x {
-            Input::Dense(x) => gemm(F::one(), x, p.w_xh.view(), F::one(), z.view_mut())?,
-            Input::Tokens(ids) => {
-                for (&id, mut row) in ids.iter().zip(z.rows_mut()) {
-                    row += &p.w_xh.row(id);
-                }
-            }
-        }
-        *z += &p.b_h;
-        let (act, alpha) = (&self.activation, self.alpha);
-        Zip::from(&mut cache.y)
-            .and(&*z)
-            .for_each(|y, &z| *y = act.apply(z));
-        Zip::from(&mut next)
-            .and(&prev)
-            .and(&cache.y)
-            .for_each(|h, &h_prev, &y| *h = (F::one() - alpha) * h_prev + alpha * y);
-        Ok(())
-    }
-
-    fn backward(
-        &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayView2<'_, F>,
-        cache: &LeakyCache<F>,
-        mut d_next: ArrayViewMut2<'_, F>,
-        mut d_prev: ArrayViewMut2<'_, F>,
-        grads: &mut LeakyParams<F>,
-    ) -> Result<()> {
-        self.check(x, prev, next)?;
-        let (act, alpha) = (&self.activation, self.alpha);
-        // The leak passes (1 − α)·d_next straight through; write it before d_next becomes dz.
-        Zip::from(&mut d_prev)
-            .and(&d_next)
-            .for_each(|dp, &dn| *dp = (F::one() - alpha) * dn);
-        Zip::from(&mut d_next)
-            .and(&cache.z)
-            .and(&cache.y)
-            .for_each(|d, &z, &y| *d *= alpha * act.derivative(z, y));
-        let dz = d_next.view();
-        gemm(
-            F::one(),
-            dz,
-            self.params.w_hh.t(),
-            F::one(),
-            d_prev.view_mut(),
-        )?;
-        gemm(F::one(), prev.t(), dz, F::one(), grads.w_hh.view_mut())?;
-        match x {
-            Input::Dense(x) => gemm(F::one(), x.t(), dz, F::one(), grads.w_xh.view_mut())?,
-            Input::Tokens(ids) => {
-                for (&id, row) in ids.iter().zip(dz.rows()) {
-                    let mut g = grads.w_xh.row_mut(id);
-                    g += &row;
-                }
-            }
-        }
-        for row in dz.rows() {
-            grads.b_h += &row;
-        }
-        Ok(())
     }
 }
 

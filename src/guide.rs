@@ -9,6 +9,9 @@ pub mod bptt {}
 pub mod architecture {}
 
 #[doc = include_str!("../docs/custom-cells.md")]
+#[doc = "\n## `examples/custom_cell.rs`\n\n````text"]
+#[doc = include_str!("../examples/custom_cell.rs")]
+#[doc = "````"]
 pub mod custom_cells {}
 
 #[doc = include_str!("../docs/truncation.md")]

@@ -55,8 +55,11 @@ pub use recur_bptt::{
     gradient_check, Bptt, Gradients, LossReport, Model, Predictor, SeqBatch, SeqInput, SeqTargets,
     Trainer, Truncation, UpdateReport,
 };
-pub use recur_cell::{Cell, Elman, ElmanConfig, Init, Linear, LinearConfig};
-pub use recur_core::{Activation, Error, Float, Input, ParamSet, Result};
+pub use recur_cell::{
+    Cell, Elman, ElmanConfig, Init, Linear, LinearConfig, Pair, Readout, Stack, StepDeltas,
+    StepRecord,
+};
+pub use recur_core::{param_set, Activation, Error, Float, Input, ParamSet, Result};
 pub use recur_loss::{
     Loss, MeanSquaredError, Reduction, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy,
 };
@@ -71,7 +74,7 @@ pub mod prelude {
     };
     pub use recur_cell::{
         Activation, Cell, Elman, ElmanConfig, Identity, Init, Input, LeakyRelu, Linear,
-        LinearConfig, Relu, Sigmoid, Softsign, Tanh,
+        LinearConfig, Pair, Readout, Relu, Sigmoid, Softsign, Stack, StepDeltas, StepRecord, Tanh,
     };
     pub use recur_core::{Float, ParamSet};
     pub use recur_loss::{

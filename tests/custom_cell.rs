@@ -6,8 +6,8 @@ mod custom_cell;
 
 use custom_cell::{run, LeakyElman, Swish};
 use rand::{rngs::StdRng, SeedableRng};
+use recur::gradient_check;
 use recur::prelude::*;
-use recur::{gradient_check, ParamSet};
 
 #[test]
 fn a_leaky_swish_cell_passes_the_gradient_check_and_learns() {

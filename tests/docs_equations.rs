@@ -72,9 +72,9 @@ struct Weights {
 
 fn weights<A: Activation<f64>>(m: &Model<f64, Elman<f64, A>>) -> Weights {
     Weights {
-        u: m.cell().params().w_xh.t().to_owned(),
-        w: m.cell().params().w_hh.t().to_owned(),
-        v: m.readout().params().w_hy.t().to_owned(),
+        u: m.cell().weights().w_xh.t().to_owned(),
+        w: m.cell().weights().w_hh.t().to_owned(),
+        v: m.readout().weights().w_hy.t().to_owned(),
     }
 }
 
@@ -340,7 +340,7 @@ fn one_sweep_with_summed_deltas_gives_the_full_gradient() {
 
     // A bias is a column of U fed by a constant 1. A zero bias leaves the forward pass
     // (and so every δ_k) unchanged.
-    let p = m.cell().params().clone();
+    let p = m.cell().weights().clone();
     let with_bias = ElmanParams::new(p.w_xh, p.w_hh, Some(Array1::zeros(hidden))).unwrap();
     *m.cell_mut() = Elman::from_params(with_bias, Tanh).unwrap();
     let g = engine_raw(&m, Truncation::full(), Reduction::Sum, &x, &y);
@@ -714,10 +714,10 @@ impl Cell<f64> for Counting {
     fn hidden_size(&self) -> usize {
         self.inner.hidden_size()
     }
-    fn params(&self) -> &ElmanParams<f64> {
+    fn params(&self) -> &dyn ParamSet<f64> {
         self.inner.params()
     }
-    fn params_mut(&mut self) -> &mut ElmanParams<f64> {
+    fn params_mut(&mut self) -> &mut dyn ParamSet<f64> {
         self.inner.params_mut()
     }
     fn zero_grads(&self) -> ElmanParams<f64> {
@@ -737,33 +737,23 @@ impl Cell<f64> for Counting {
     }
     fn backward(
         &self,
-        x: Input<'_, f64>,
-        prev: ArrayView2<'_, f64>,
-        next: ArrayView2<'_, f64>,
-        cache: &ElmanCache<f64>,
-        d_next: ArrayViewMut2<'_, f64>,
-        d_prev: ArrayViewMut2<'_, f64>,
+        step: StepRecord<'_, f64, ElmanCache<f64>>,
+        deltas: StepDeltas<'_, f64>,
         grads: &mut ElmanParams<f64>,
     ) -> Result<()> {
-        self.inner
-            .backward(x, prev, next, cache, d_next, d_prev, grads)
+        self.inner.backward(step, deltas, grads)
     }
     fn backward_stacked(
         &self,
-        x: Input<'_, f64>,
-        prev: ArrayView2<'_, f64>,
-        next: ArrayView2<'_, f64>,
-        cache: &ElmanCache<f64>,
-        d_next: ArrayViewMut2<'_, f64>,
-        d_prev: ArrayViewMut2<'_, f64>,
+        step: StepRecord<'_, f64, ElmanCache<f64>>,
+        deltas: StepDeltas<'_, f64>,
         grads: &mut ElmanParams<f64>,
     ) -> Result<()> {
-        let blocks = d_next.nrows() / x.batch();
+        let blocks = deltas.d_next.nrows() / step.x.batch();
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.blocks.fetch_add(blocks, Ordering::Relaxed);
         self.max_blocks.fetch_max(blocks, Ordering::Relaxed);
-        self.inner
-            .backward_stacked(x, prev, next, cache, d_next, d_prev, grads)
+        self.inner.backward_stacked(step, deltas, grads)
     }
 }
 
@@ -833,30 +823,29 @@ fn per_output_sweep_is_one_stacked_call_per_step() {
     let d = Array2::from_shape_fn((6, hidden), |(i, j)| ((i * 7 + j * 3) as f64).sin());
     let (mut stacked, mut one_by_one) = (cell.zero_grads(), cell.zero_grads());
     let (mut dp_stacked, mut dp_one) = (Array2::zeros((6, hidden)), Array2::zeros((6, hidden)));
-    cell.backward_stacked(
-        Input::Tokens(&ids),
-        prev.view(),
-        next.view(),
-        &cache,
-        d.clone().view_mut(),
-        dp_stacked.view_mut(),
-        &mut stacked,
-    )
-    .unwrap();
+    let step = StepRecord {
+        x: Input::Tokens(&ids),
+        prev: prev.view(),
+        next: next.view(),
+        cache: &cache,
+    };
+    let mut scratch = d.clone();
+    let deltas = StepDeltas {
+        d_next: scratch.view_mut(),
+        d_prev: dp_stacked.view_mut(),
+        d_x: None,
+    };
+    cell.backward_stacked(step, deltas, &mut stacked).unwrap();
     for block in 0..3 {
         let mut dn = d
             .slice(ndarray::s![2 * block..2 * block + 2, ..])
             .to_owned();
-        cell.backward(
-            Input::Tokens(&ids),
-            prev.view(),
-            next.view(),
-            &cache,
-            dn.view_mut(),
-            dp_one.slice_mut(ndarray::s![2 * block..2 * block + 2, ..]),
-            &mut one_by_one,
-        )
-        .unwrap();
+        let deltas = StepDeltas {
+            d_next: dn.view_mut(),
+            d_prev: dp_one.slice_mut(ndarray::s![2 * block..2 * block + 2, ..]),
+            d_x: None,
+        };
+        cell.backward(step, deltas, &mut one_by_one).unwrap();
     }
     assert!(params::max_abs_diff(&stacked, &one_by_one).unwrap() < TOL);
     assert!(max_diff(&dp_stacked, &dp_one) < TOL);

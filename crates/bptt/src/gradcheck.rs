@@ -1,6 +1,6 @@
 //! Finite-difference gradient checks for any model.
 
-use recur_cell::Cell;
+use recur_cell::{Cell, Readout};
 use recur_core::{params, Error, ParamSet, Result};
 use recur_loss::{Loss, Reduction};
 
@@ -9,8 +9,8 @@ use crate::{Bptt, Model, SeqBatch, Truncation};
 /// How one slot's analytic gradient compared with central differences.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlotCheck {
-    /// Slot name.
-    pub name: &'static str,
+    /// The slot's full path name (`cell.w_xh`, `readout.w_hy`).
+    pub name: String,
     /// Entries compared.
     pub checked: usize,
     /// Largest relative error `|a − n| / (|a| + |n|)` (0 where both are below 1e-12).
@@ -68,8 +68,8 @@ impl GradCheckReport {
 /// # Errors
 /// Whatever the forward pass reports; [`Error::InvalidConfig`] for a non-positive `eps`
 /// or a zero `stride`.
-pub fn gradient_check<C: Cell<f64>>(
-    model: &mut Model<f64, C>,
+pub fn gradient_check<C: Cell<f64>, R: Readout<f64>>(
+    model: &mut Model<f64, C, R>,
     loss: &dyn Loss<f64>,
     batch: SeqBatch<'_, f64>,
     reduction: Reduction,
@@ -85,7 +85,7 @@ pub fn gradient_check<C: Cell<f64>>(
     let mut engine = Bptt::new(Truncation::full(), reduction);
     let mut grads = model.zero_grads();
     engine.accumulate(model, loss, batch, None, &mut grads)?;
-    let mut objective = |model: &Model<f64, C>| -> Result<f64> {
+    let mut objective = |model: &Model<f64, C, R>| -> Result<f64> {
         let r = engine.evaluate(model, loss, batch, None)?;
         Ok(r.total * reduction.scale::<f64>(r.counted))
     };
@@ -93,7 +93,7 @@ pub fn gradient_check<C: Cell<f64>>(
     for slot in 0..model.slot_count() {
         let analytic: Vec<f64> = grads.slot(slot).value.iter().copied().collect();
         let mut check = SlotCheck {
-            name: model.slot(slot).name,
+            name: params::path(model, slot),
             checked: 0,
             max_relative_error: 0.0,
             worst_index: 0,
@@ -130,7 +130,7 @@ pub fn gradient_check<C: Cell<f64>>(
 }
 
 /// Entry `index` (row-major) of slot `slot`.
-fn entry<C: Cell<f64>>(model: &mut Model<f64, C>, slot: usize, index: usize) -> &mut f64 {
+fn entry(model: &mut dyn ParamSet<f64>, slot: usize, index: usize) -> &mut f64 {
     let value = model.slot_mut(slot).value;
     value
         .into_iter()

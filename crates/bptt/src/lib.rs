@@ -1,7 +1,8 @@
 //! The engine: forward passes over sequences and truncated backpropagation through time
 //! for any [`recur_cell::Cell`].
 //!
-//! - [`Model`]: a cell and a linear readout; its parameters are one [`recur_core::ParamSet`].
+//! - [`Model`]: a cell and a readout ([`recur_cell::Linear`] by default); its parameters are
+//!   one [`recur_core::ParamSet`] named by paths (`cell.w_xh`, `readout.w_hy`).
 //! - [`Truncation`]: which gradient paths are kept — Williams & Peng's BPTT(h; h′), with
 //!   [`Truncation::full`], [`Truncation::chunked`], [`Truncation::per_output`] (the
 //!   language-model tutorial's) and [`Truncation::last`].
@@ -10,6 +11,9 @@
 //! - [`Trainer`]: gradient, non-finite check, clipping, optimizer step; per batch
 //!   ([`Trainer::train_batch`]) or streaming over a long text with the hidden state carried
 //!   on ([`Trainer::train_stream`], memory bounded by the window).
+//! - [`Trainer::fit`]: the training loop every program shares — epochs of [`Batches`],
+//!   evaluation on held-out data, the learning-rate schedule, and [`Observer`]s (early
+//!   stopping, logs, checkpoints, progress) that default to doing nothing.
 //! - [`Predictor`]: one step at a time, for generation.
 //! - [`gradient_check`]: central differences against the engine, for any model.
 //!
@@ -60,6 +64,7 @@
 //! core and optim; data stands alone.
 
 mod engine;
+mod fit;
 mod fused;
 mod gradcheck;
 mod model;
@@ -68,6 +73,10 @@ mod trainer;
 mod truncation;
 
 pub use engine::{Bptt, LossReport};
+pub use fit::{
+    mean_loss, Batches, Control, EarlyStop, EvaluateEvery, Evaluation, Fit, LossLog, Observer,
+    RunState, RunView, StopAfter, TokenBatches,
+};
 pub use gradcheck::{gradient_check, GradCheckReport, SlotCheck};
 pub use model::{Gradients, Model, Predictor};
 pub use sequence::{SeqBatch, SeqInput, SeqTargets};

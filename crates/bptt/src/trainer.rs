@@ -1,23 +1,19 @@
 //! The training loop's pieces: engine, optimizer, clipping and counters in one place.
 
 use ndarray::{Array2, ArrayView2};
-use recur_cell::Cell;
+use recur_cell::{Cell, Linear, Readout};
 use recur_core::{params, Error, Float, ParamSet, Result};
 use recur_loss::{Loss, Reduction};
 use recur_optim::{Clip, Optimizer};
 
-use crate::engine::ReadoutWeights;
-use crate::fused::WithoutReadoutWeight;
+use crate::fit::Control;
+use crate::fused::{FusedSgd, UpdatePlan};
 use crate::{Bptt, Gradients, LossReport, Model, SeqBatch, Truncation};
 
-/// When the SGD step on the readout weights is fused into the product that computes their
-/// gradient, the gradient's norm comes from two `rows × rows` Gram matrices, about
-/// `rows²·(hidden + outputs)` multiply-adds; storing the gradient instead costs a few passes
-/// over its `hidden·outputs` entries. Fusing is chosen while the first is at most this many
-/// times the second. Measured on the language model (vocabulary 8000, hidden 100), the two
-/// paths break even near 64 rows, and this factor puts the limit at 68. Binary addition's
-/// 16 × 1 readout never qualifies.
-const FUSED_GRAM_PER_ENTRY: usize = 48;
+/// What the training loop runs after each streamed update: sees the model and the
+/// optimizer, may stop the stream.
+pub(crate) type AfterUpdate<'a, F, C, R> =
+    dyn FnMut(&Model<F, C, R>, &mut dyn Optimizer<F>, &UpdateReport) -> Result<Control> + 'a;
 
 /// What one parameter update saw and did; handed to progress bars and loss curves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,8 +41,9 @@ pub struct UpdateReport {
 /// so parameters are never overwritten with NaN.
 ///
 /// **Fused SGD step.** With plain SGD ([`Optimizer::plain_step_rate`]), no clipping or
-/// clipping by global norm, and short batches, [`Trainer::train_batch`] never stores the
-/// readout's weight gradient `G = Hᵀ·Δ` (for a language model, the largest gradient by
+/// clipping by global norm, short batches and a readout that offers it
+/// ([`Readout::deferrable_slot`], as [`Linear`] does), [`Trainer::train_batch`] never stores
+/// the readout's weight gradient `G = Hᵀ·Δ` (for a language model, the largest gradient by
 /// far): its norm comes from `H·Hᵀ` and `Δ·Δᵀ`, and the step `W ← W − lr·G` is one matrix
 /// product straight into the weights. The result equals the stored-gradient path up to
 /// rounding.
@@ -77,24 +74,30 @@ pub struct UpdateReport {
 /// # Ok::<(), recur_core::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct Trainer<F: Float, C: Cell<F>> {
-    engine: Bptt<F, C>,
-    grads: Gradients<F, C>,
+pub struct Trainer<F: Float, C: Cell<F>, R: Readout<F> = Linear<F>> {
+    engine: Bptt<F, C, R>,
+    grads: Gradients<F, C, R>,
     /// Whether `grads` is all zeros, as every successful update leaves it.
     grads_zero: bool,
     stepper: Stepper<F>,
+    fused: FusedSgd<F>,
 }
 
 /// The part of a trainer that turns a gradient into an update.
 #[derive(Debug)]
-struct Stepper<F: Float> {
-    optimizer: Box<dyn Optimizer<F>>,
-    clip: Clip,
+pub(crate) struct Stepper<F: Float> {
+    pub(crate) optimizer: Box<dyn Optimizer<F>>,
+    pub(crate) clip: Clip,
     updates: u64,
     tokens: u64,
 }
 
 impl<F: Float> Stepper<F> {
+    /// The number the next update will have.
+    pub(crate) fn next_update(&self) -> u64 {
+        self.updates + 1
+    }
+
     fn update(
         &mut self,
         model: &mut dyn ParamSet<F>,
@@ -113,50 +116,13 @@ impl<F: Float> Stepper<F> {
         Ok(self.count(loss, grad_norm, learning_rate))
     }
 
-    /// The plain-SGD rate when the next update, of a batch of `rows` rows through a readout
-    /// of `hidden × outputs` weights, can be fused and pays (see [`Trainer`]).
-    fn fused_rate(&self, rows: usize, (hidden, outputs): (usize, usize)) -> Option<F> {
-        let uniform_clip = matches!(self.clip, Clip::None | Clip::GlobalNorm(_));
-        let rate = self.optimizer.plain_step_rate()?;
-        let gram = rows.saturating_mul(rows).saturating_mul(hidden + outputs);
-        let stored = FUSED_GRAM_PER_ENTRY.saturating_mul(hidden * outputs);
-        (uniform_clip && gram <= stored).then_some(rate)
-    }
-
-    /// [`Stepper::update`] after a [`ReadoutWeights::Defer`] pass of `engine`: the same
-    /// checks, clipping and SGD step (at `rate`), with the readout weights updated inside the
-    /// product that forms their gradient.
-    fn update_fused<C: Cell<F>>(
-        &mut self,
-        model: &mut Model<F, C>,
-        grads: &mut Gradients<F, C>,
-        engine: &mut Bptt<F, C>,
-        loss: LossReport,
-        rate: F,
-    ) -> Result<UpdateReport> {
-        let update = self.updates + 1;
-        finite("loss", loss.total, update)?;
-        let mut rest = WithoutReadoutWeight::of_grads(grads);
-        let deferred = engine.deferred_readout_sq_norm(model.cell())?;
-        let grad_norm = (params::sum_of_squares(&rest) + deferred).sqrt();
-        finite("gradient", grad_norm, update)?;
-        let Some(factor) = self.clip.uniform_factor(grad_norm)? else {
-            unreachable!("fused updates are chosen only for uniform clipping")
-        };
-        let factor = F::from_f64_lossy(factor);
-        if factor < F::one() {
-            params::scale(&mut rest, factor);
-        }
-        let learning_rate = self.optimizer.learning_rate().to_f64_lossless();
-        self.optimizer
-            .step_prechecked(&mut WithoutReadoutWeight::of_model(model), &rest)?;
-        engine.apply_deferred_readout(model, -(rate * factor))?;
-        rest.zero();
-        Ok(self.count(loss, grad_norm, learning_rate))
-    }
-
     /// Counts a successful update and reports it.
-    fn count(&mut self, loss: LossReport, grad_norm: f64, learning_rate: f64) -> UpdateReport {
+    pub(crate) fn count(
+        &mut self,
+        loss: LossReport,
+        grad_norm: f64,
+        learning_rate: f64,
+    ) -> UpdateReport {
         self.updates += 1;
         self.tokens += loss.counted as u64;
         UpdateReport {
@@ -170,7 +136,7 @@ impl<F: Float> Stepper<F> {
 }
 
 /// [`Error::NonFinite`] for update number `update` unless `value` is finite.
-fn finite(what: &'static str, value: f64, update: u64) -> Result<()> {
+pub(crate) fn finite(what: &'static str, value: f64, update: u64) -> Result<()> {
     if value.is_finite() {
         Ok(())
     } else {
@@ -178,11 +144,11 @@ fn finite(what: &'static str, value: f64, update: u64) -> Result<()> {
     }
 }
 
-impl<F: Float, C: Cell<F>> Trainer<F, C> {
+impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
     /// A trainer for `model` (whose layout sizes the gradient buffers) with the given
     /// truncation, loss reduction and optimizer, and no clipping.
     pub fn new(
-        model: &Model<F, C>,
+        model: &Model<F, C, R>,
         truncation: Truncation,
         reduction: Reduction,
         optimizer: Box<dyn Optimizer<F>>,
@@ -197,6 +163,7 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
                 updates: 0,
                 tokens: 0,
             },
+            fused: FusedSgd::default(),
         }
     }
 
@@ -214,28 +181,32 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
     /// optimizer errors.
     pub fn train_batch(
         &mut self,
-        model: &mut Model<F, C>,
+        model: &mut Model<F, C, R>,
         loss: &dyn Loss<F>,
         batch: SeqBatch<'_, F>,
         initial: Option<ArrayView2<'_, F>>,
     ) -> Result<UpdateReport> {
         let rows = batch.inputs.seq_len() * batch.inputs.batch();
-        let readout = model.readout();
-        let fused = self
-            .stepper
-            .fused_rate(rows, (readout.hidden_size(), readout.output_size()));
+        let stepper = &self.stepper;
+        let sgd_rate = stepper.optimizer.plain_step_rate();
+        let plan = UpdatePlan::choose(sgd_rate, stepper.clip, model.readout(), rows);
         self.dirty_grads();
-        let weights = match fused {
-            Some(_) => ReadoutWeights::Defer,
-            None => ReadoutWeights::Accumulate,
-        };
         let (engine, grads) = (&mut self.engine, &mut self.grads);
-        let report = engine.accumulate_with(model, loss, batch, initial, grads, weights)?;
-        let update = match fused {
-            Some(rate) => self
-                .stepper
-                .update_fused(model, grads, engine, report, rate)?,
-            None => self.stepper.update(model, grads, report)?,
+        let report =
+            engine.accumulate_with(model, loss, batch, initial, grads, plan.readout_grad())?;
+        let update = match plan {
+            UpdatePlan::Fused { slot, rate } => {
+                let fused = &mut self.fused;
+                fused.update(
+                    &mut self.stepper,
+                    engine,
+                    model,
+                    grads,
+                    (slot, rate),
+                    report,
+                )?
+            }
+            UpdatePlan::Stored => self.stepper.update(model, grads, report)?,
         };
         self.grads_zero = true;
         Ok(update)
@@ -260,49 +231,69 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
     /// [`Truncation::last`]); otherwise as [`Trainer::train_batch`].
     pub fn train_stream(
         &mut self,
-        model: &mut Model<F, C>,
+        model: &mut Model<F, C, R>,
         loss: &dyn Loss<F>,
         batch: SeqBatch<'_, F>,
         initial: Option<ArrayView2<'_, F>>,
         on_update: &mut dyn FnMut(&UpdateReport),
     ) -> Result<Array2<F>> {
+        let mut after = |_: &Model<F, C, R>, _: &mut dyn Optimizer<F>, report: &UpdateReport| {
+            on_update(report);
+            Ok(Control::Continue)
+        };
+        Ok(self.stream_with(model, loss, batch, initial, &mut after)?.0)
+    }
+
+    /// [`Trainer::train_stream`] for the training loop: `after` sees the model and the
+    /// optimizer after each update and may stop the stream.
+    pub(crate) fn stream_with(
+        &mut self,
+        model: &mut Model<F, C, R>,
+        loss: &dyn Loss<F>,
+        batch: SeqBatch<'_, F>,
+        initial: Option<ArrayView2<'_, F>>,
+        after: &mut AfterUpdate<'_, F, C, R>,
+    ) -> Result<(Array2<F>, Control)> {
         self.dirty_grads();
         let stepper = &mut self.stepper;
-        let state = self.engine.stream(
+        let result = self.engine.stream(
             model,
             loss,
             batch,
             initial,
             &mut self.grads,
             &mut |model, grads, report| {
-                on_update(&stepper.update(model, grads, report)?);
-                Ok(())
+                let update = stepper.update(model, grads, report)?;
+                after(model, stepper.optimizer.as_mut(), &update)
             },
         )?;
         self.grads_zero = true;
-        Ok(state)
+        Ok(result)
     }
 
     /// Loss of a batch under the current parameters (no update).
     ///
     /// # Errors
-    /// As [`Bptt::evaluate`].
+    /// As [`Bptt::evaluate`]; [`Error::NonFinite`] when the loss is NaN or infinite, as in
+    /// training.
     pub fn evaluate(
         &mut self,
-        model: &Model<F, C>,
+        model: &Model<F, C, R>,
         loss: &dyn Loss<F>,
         batch: SeqBatch<'_, F>,
     ) -> Result<LossReport> {
-        self.engine.evaluate(model, loss, batch, None)
+        let report = self.engine.evaluate(model, loss, batch, None)?;
+        finite("loss", report.total, self.stepper.updates)?;
+        Ok(report)
     }
 
     /// The engine, read-only (hidden states and logits of the last batch).
-    pub fn engine(&self) -> &Bptt<F, C> {
+    pub fn engine(&self) -> &Bptt<F, C, R> {
         &self.engine
     }
 
     /// The engine (for forward passes and hidden states).
-    pub fn engine_mut(&mut self) -> &mut Bptt<F, C> {
+    pub fn engine_mut(&mut self) -> &mut Bptt<F, C, R> {
         &mut self.engine
     }
 
@@ -330,39 +321,5 @@ impl<F: Float, C: Cell<F>> Trainer<F, C> {
     pub fn set_counters(&mut self, updates: u64, tokens: u64) {
         self.stepper.updates = updates;
         self.stepper.tokens = tokens;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use recur_optim::{Momentum, Sgd};
-
-    use super::*;
-
-    fn stepper(optimizer: Box<dyn Optimizer<f64>>, clip: Clip) -> Stepper<f64> {
-        Stepper {
-            optimizer,
-            clip,
-            updates: 0,
-            tokens: 0,
-        }
-    }
-
-    #[test]
-    fn fusion_pays_only_for_wide_readouts() {
-        let sgd = stepper(Box::new(Sgd::new(0.1).unwrap()), Clip::None);
-        // The language model at batch 1 (20 rows, 100 × 8000), and the readout of
-        // `tests/fused_sgd.rs` (14 rows, 8 × 200).
-        assert_eq!(sgd.fused_rate(20, (100, 8000)), Some(0.1));
-        assert_eq!(sgd.fused_rate(14, (8, 200)), Some(0.1));
-        // Batch 32 of the language model, and binary addition's 16 × 1 readout.
-        assert_eq!(sgd.fused_rate(640, (100, 8000)), None);
-        assert_eq!(sgd.fused_rate(8, (16, 1)), None);
-        let clipped = stepper(Box::new(Sgd::new(0.1).unwrap()), Clip::GlobalNorm(1.0));
-        assert_eq!(clipped.fused_rate(20, (100, 8000)), Some(0.1));
-        let by_value = stepper(Box::new(Sgd::new(0.1).unwrap()), Clip::Value(1.0));
-        assert_eq!(by_value.fused_rate(20, (100, 8000)), None);
-        let momentum = stepper(Box::new(Momentum::new(0.1, 0.9).unwrap()), Clip::None);
-        assert_eq!(momentum.fused_rate(20, (100, 8000)), None);
     }
 }

@@ -76,7 +76,7 @@ fn long_batches_and_value_clipping_take_the_stored_path_with_the_same_result() {
 #[test]
 fn non_finite_loss_leaves_the_parameters_untouched() {
     let mut m = common::token_model::<f64>(5, 3, true, 1);
-    m.readout_mut().params_mut().w_hy[[0, 0]] = f64::NAN;
+    m.readout_mut().weights_mut().w_hy[[0, 0]] = f64::NAN;
     let before = m.clone();
     let mut trainer = Trainer::new(
         &m,

@@ -9,7 +9,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use recur_bptt::{
     gradient_check, Bptt, Gradients, Model, SeqBatch, SeqInput, SeqTargets, Truncation,
 };
-use recur_cell::{Activation, Cell, Elman, ElmanConfig, Init, LinearConfig, Sigmoid, Tanh};
+use recur_cell::{Activation, Elman, ElmanConfig, Init, LinearConfig, Sigmoid, Tanh};
 use recur_core::params;
 use recur_loss::{Reduction, SoftmaxCrossEntropy};
 
@@ -28,7 +28,7 @@ fn model<A: Activation<f64>>(act: A, seed: u64) -> Model<f64, Elman<f64, A>> {
         .init(act, &mut rng)
         .unwrap();
     // Non-zero biases, so their gradients are exercised.
-    if let Some(b) = &mut cell.params_mut().b_h {
+    if let Some(b) = &mut cell.weights_mut().b_h {
         b.mapv_inplace(|_| rng.random_range(-0.5..0.5));
     }
     let readout = LinearConfig::new(HIDDEN, VOCAB)
@@ -76,8 +76,8 @@ fn naive<A: Activation<f64>>(
     stride: usize,
 ) -> Gradients<f64, Elman<f64, A>> {
     let (seq_len, batch) = x.dim();
-    let p = m.cell().params();
-    let r = m.readout().params();
+    let p = m.cell().weights();
+    let r = m.readout().weights();
     let act = m.cell().activation();
     let mut g = m.zero_grads();
     for b in 0..batch {

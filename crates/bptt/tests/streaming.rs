@@ -146,7 +146,7 @@ fn a_non_finite_loss_stops_training_and_leaves_the_parameters_alone() {
     let (x, y) = text(6, 1, 6, 9);
     let mut m = model(6, 4, 10);
     // A NaN weight poisons the loss of every step.
-    m.readout_mut().params_mut().w_hy[[0, 0]] = f64::NAN;
+    m.readout_mut().weights_mut().w_hy[[0, 0]] = f64::NAN;
     let before = params::flatten(&m);
     let mut trainer = Trainer::new(
         &m,

@@ -1,28 +1,35 @@
 //! The `Cell` trait: one step of a recurrence, forward and backward.
 
+use std::fmt::Debug;
+
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 use recur_core::{Float, Input, ParamSet, Result};
-use serde::{de::DeserializeOwned, Serialize};
 
 /// One step of a recurrent layer: `state_t = cell(x_t, state_{t−1}; θ)`.
 ///
-/// **State layout.** A batch of states is one matrix `[batch, state_size]` whose first
-/// `hidden_size` columns are the output `h_t` that the readout reads. An Elman cell's state
-/// is just `h_t`; a cell with memory (an LSTM's `(h_t, c_t)`) keeps the rest in the later
-/// columns. One flat matrix lets the engine store, stack and carry any cell's state
-/// without knowing its parts, and lets a gradient of the state have the same type.
+/// **State layout.** A batch of states is one matrix `[batch, state_size]`. An Elman cell's
+/// state is just `h_t`; a cell with memory (an LSTM's `(h_t, c_t)`) or a [`Stack`](crate::Stack)
+/// of layers keeps its parts side by side. The output `h_t` that the readout (or the next
+/// layer) reads is the `hidden_size` columns from [`Cell::hidden_offset`]. One flat matrix
+/// lets the engine store, stack and carry any cell's state without knowing its parts, and
+/// lets a gradient of the state have the state's type.
 ///
 /// **Contract.** `forward` writes `next` completely and fills `cache` with whatever private
 /// intermediates `backward` needs beyond `x`, `prev` and `next` (which the engine keeps).
-/// `backward` receives `d_next = ∂L/∂state_t`, may overwrite it as scratch, writes
-/// `d_prev = ∂L/∂state_{t−1}` (overwriting) and *adds* this step's parameter gradients
-/// into `grads`. Neither may allocate in steady state: the engine calls them once per
-/// time step.
-pub trait Cell<F: Float>: Send + Sync + std::fmt::Debug {
-    /// The cell's parameters; also the type of their gradients (see [`Cell::zero_grads`]).
-    type Params: ParamSet<F> + Clone + std::fmt::Debug + Send + Sync + Serialize + DeserializeOwned;
+/// `backward` receives a [`StepRecord`] of the forward step and [`StepDeltas`]: it may
+/// overwrite `d_next` as scratch, writes `d_prev` (overwriting), *adds* `∂L/∂x` into `d_x`
+/// when the caller asks for it, and *adds* the step's parameter gradients into `grads`.
+/// Neither may allocate in steady state: the engine calls them once per time step.
+///
+/// Besides the sizes and the parameter accessors, a cell writes [`Cell::new_cache`],
+/// [`Cell::forward`] and [`Cell::backward`]; the helpers of [`crate::step`] do the shape
+/// checks and the token gather/scatter that most cells share.
+pub trait Cell<F: Float>: Send + Sync + Debug {
+    /// The type of the cell's gradients, with the layout of [`Cell::params`] (for a leaf
+    /// cell, the type of its parameters too).
+    type Params: ParamSet<F> + Clone + Debug + Send + Sync;
     /// Private per-step intermediates kept from `forward` for `backward`.
-    type Cache: std::fmt::Debug + Send + Sync;
+    type Cache: Debug + Send + Sync;
 
     /// Number of input features (or the vocabulary size for token inputs).
     fn input_size(&self) -> usize;
@@ -35,13 +42,21 @@ pub trait Cell<F: Float>: Send + Sync + std::fmt::Debug {
         self.hidden_size()
     }
 
-    /// The parameters.
-    fn params(&self) -> &Self::Params;
+    /// First column of the output `h_t` inside the state matrix. Default: 0.
+    fn hidden_offset(&self) -> usize {
+        0
+    }
+
+    /// The parameters, as a set whose slots match [`Cell::Params`] one for one. A leaf cell
+    /// returns its parameter struct; a composite ([`Stack`](crate::Stack)) returns itself,
+    /// walking its layers' sets.
+    fn params(&self) -> &dyn ParamSet<F>;
 
     /// The parameters, writable (for optimizers and gradient checks).
-    fn params_mut(&mut self) -> &mut Self::Params;
+    fn params_mut(&mut self) -> &mut dyn ParamSet<F>;
 
-    /// A zero gradient with the layout of [`Cell::params`].
+    /// A zero gradient with the layout of [`Cell::params`]: for a leaf cell,
+    /// `params::zeroed(&self.params)`.
     fn zero_grads(&self) -> Self::Params;
 
     /// An empty cache for a batch of `batch` rows, to be filled by [`Cell::forward`].
@@ -52,9 +67,10 @@ pub trait Cell<F: Float>: Send + Sync + std::fmt::Debug {
         Array2::zeros((batch, self.state_size()))
     }
 
-    /// The hidden output `h` inside a state matrix (its first `hidden_size` columns).
+    /// The hidden output `h` inside a state matrix (see [`Cell::hidden_offset`]).
     fn hidden<'a>(&self, state: ArrayView2<'a, F>) -> ArrayView2<'a, F> {
-        state.slice_move(s![.., ..self.hidden_size()])
+        let from = self.hidden_offset();
+        state.slice_move(s![.., from..from + self.hidden_size()])
     }
 
     /// Computes `next = cell(x, prev)` for a batch and fills `cache`.
@@ -69,26 +85,25 @@ pub trait Cell<F: Float>: Send + Sync + std::fmt::Debug {
         cache: &mut Self::Cache,
     ) -> Result<()>;
 
-    /// Pulls `d_next = ∂L/∂next` back through the step: writes `d_prev = ∂L/∂prev` and adds
-    /// the step's parameter gradients into `grads`. `d_next` may be overwritten.
+    /// Pulls `deltas.d_next = ∂L/∂next` back through the step: writes `deltas.d_prev =
+    /// ∂L/∂prev`, adds `∂L/∂x` into `deltas.d_x` when it is given, and adds the step's
+    /// parameter gradients into `grads`. `d_next` holds one block of `batch` rows and may
+    /// be overwritten.
     ///
     /// # Errors
-    /// Shape mismatches (the engine checks once per sequence; cells check cheaply per step).
-    #[allow(clippy::too_many_arguments)]
+    /// Shape mismatches (the engine checks once per sequence; cells check cheaply per step);
+    /// a `d_x` given for token inputs (see [`crate::step::check_deltas`]).
     fn backward(
         &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayView2<'_, F>,
-        cache: &Self::Cache,
-        d_next: ArrayViewMut2<'_, F>,
-        d_prev: ArrayViewMut2<'_, F>,
+        step: StepRecord<'_, F, Self::Cache>,
+        deltas: StepDeltas<'_, F>,
         grads: &mut Self::Params,
     ) -> Result<()>;
 
-    /// [`Cell::backward`] for several gradients through the same step at once: `d_next` and
-    /// `d_prev` hold `n` blocks of `batch` rows each (block `i` is rows `i·batch..(i+1)·batch`),
-    /// and `grads` receives the sum of all blocks' parameter gradients.
+    /// [`Cell::backward`] for several gradients through the same step at once:
+    /// `d_next`, `d_prev` (and `d_x`) hold `n` blocks of `batch` rows each (block `i` is
+    /// rows `i·batch..(i+1)·batch`), and `grads` receives the sum of all blocks' parameter
+    /// gradients.
     ///
     /// The per-output truncation scheme needs this: at a step it carries one gradient per
     /// output that still reaches back through the step. The default loops over blocks; a cell
@@ -97,44 +112,69 @@ pub trait Cell<F: Float>: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// As [`Cell::backward`]; also when the row count is not a multiple of the batch.
-    #[allow(clippy::too_many_arguments)]
     fn backward_stacked(
         &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayView2<'_, F>,
-        cache: &Self::Cache,
-        mut d_next: ArrayViewMut2<'_, F>,
-        mut d_prev: ArrayViewMut2<'_, F>,
+        step: StepRecord<'_, F, Self::Cache>,
+        deltas: StepDeltas<'_, F>,
         grads: &mut Self::Params,
     ) -> Result<()> {
-        let batch = x.batch();
-        check_stack("backward_stacked", batch, d_next.view(), d_prev.view())?;
-        for (dn, dp) in d_next
+        let batch = crate::step::check_deltas("backward_stacked", self, step, &deltas)?;
+        let StepDeltas {
+            mut d_next,
+            mut d_prev,
+            mut d_x,
+        } = deltas;
+        let mut d_x_blocks = d_x.as_mut().map(|d| d.axis_chunks_iter_mut(Axis(0), batch));
+        for (d_next, d_prev) in d_next
             .axis_chunks_iter_mut(Axis(0), batch)
             .zip(d_prev.axis_chunks_iter_mut(Axis(0), batch))
         {
-            self.backward(x, prev, next, cache, dn, dp, grads)?;
+            let d_x = d_x_blocks.as_mut().and_then(Iterator::next);
+            self.backward(
+                step,
+                StepDeltas {
+                    d_next,
+                    d_prev,
+                    d_x,
+                },
+                grads,
+            )?;
         }
         Ok(())
     }
 }
 
-/// Checks that two stacked gradient matrices have the same shape, a whole number of
-/// `batch`-row blocks, and at least one block.
-pub(crate) fn check_stack<F: Float>(
-    op: &'static str,
-    batch: usize,
-    d_next: ArrayView2<'_, F>,
-    d_prev: ArrayView2<'_, F>,
-) -> Result<()> {
-    let rows = d_next.nrows();
-    if batch == 0 || rows == 0 || !rows.is_multiple_of(batch) || d_prev.dim() != d_next.dim() {
-        return Err(recur_core::Error::shape(
-            op,
-            &[batch.max(1) * (rows / batch.max(1)).max(1), d_next.ncols()],
-            d_prev.shape(),
-        ));
+/// What the forward pass kept of one step, handed back to [`Cell::backward`]: the step's
+/// input, the states before and after it, and the cell's own cache.
+#[derive(Debug)]
+pub struct StepRecord<'a, F, K> {
+    /// The step's input (`batch` rows or token ids).
+    pub x: Input<'a, F>,
+    /// The state before the step, `[batch, state_size]`.
+    pub prev: ArrayView2<'a, F>,
+    /// The state after the step, `[batch, state_size]`.
+    pub next: ArrayView2<'a, F>,
+    /// What [`Cell::forward`] stored for this step.
+    pub cache: &'a K,
+}
+
+impl<F: Copy, K> Clone for StepRecord<'_, F, K> {
+    fn clone(&self) -> Self {
+        *self
     }
-    Ok(())
+}
+
+impl<F: Copy, K> Copy for StepRecord<'_, F, K> {}
+
+/// The gradients one backward step reads and writes. Each holds `n ≥ 1` blocks of `batch`
+/// rows (one block for [`Cell::backward`]).
+#[derive(Debug)]
+pub struct StepDeltas<'a, F> {
+    /// `∂L/∂state_t`, `[n·batch, state_size]`; the cell may overwrite it as scratch.
+    pub d_next: ArrayViewMut2<'a, F>,
+    /// Written with `∂L/∂state_{t−1}`, same shape as `d_next`.
+    pub d_prev: ArrayViewMut2<'a, F>,
+    /// When given, `∂L/∂x_t` is *added* into it, `[n·batch, input_size]`: what lets one
+    /// cell feed another. Only for dense inputs; token inputs have no input gradient.
+    pub d_x: Option<ArrayViewMut2<'a, F>>,
 }

@@ -8,8 +8,8 @@ use recur_core::params::{fill_zero, zero_rows, RowSet};
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
 
-use crate::cell::check_stack;
-use crate::{Cell, Init};
+use crate::step::{check_deltas, check_forward, input_delta, input_product, input_weight_grad};
+use crate::{Cell, Init, StepDeltas, StepRecord};
 
 /// Parameters (or gradients) of an [`Elman`] cell.
 ///
@@ -229,6 +229,17 @@ impl<F: Float, A: Activation<F>> Elman<F, A> {
         Ok(Elman { params, activation })
     }
 
+    /// The weights, by name (the [`Cell`] trait gives them as a [`ParamSet`]).
+    pub fn weights(&self) -> &ElmanParams<F> {
+        &self.params
+    }
+
+    /// The weights, writable. Shapes must stay as they are: the cell checks them at every
+    /// step and reports a change as an error.
+    pub fn weights_mut(&mut self) -> &mut ElmanParams<F> {
+        &mut self.params
+    }
+
     /// The activation.
     pub fn activation(&self) -> &A {
         &self.activation
@@ -268,48 +279,14 @@ impl<F: Float, A: Activation<F>> Elman<F, A> {
         dz: ArrayView2<'_, F>,
         grads: &mut ElmanParams<F>,
     ) -> Result<()> {
-        let one = F::one();
-        gemm(one, prev.t(), dz, one, grads.w_hh.view_mut())?;
-        match x {
-            Input::Dense(x) => {
-                gemm(one, x.t(), dz, one, grads.w_xh.view_mut())?;
-                // A dense input touches every row.
-                grads.touched = None;
-            }
-            Input::Tokens(ids) => {
-                for (&id, dz_row) in ids.iter().zip(dz.rows()) {
-                    let mut row = grads.w_xh.row_mut(id);
-                    row += &dz_row;
-                    if let Some(t) = &mut grads.touched {
-                        t.insert(id);
-                    }
-                }
-            }
-        }
+        gemm(F::one(), prev.t(), dz, F::one(), grads.w_hh.view_mut())?;
+        input_weight_grad(x, dz, grads.w_xh.view_mut(), &mut grads.touched)?;
         if let Some(b) = &mut grads.b_h {
             for dz_row in dz.rows() {
                 *b += &dz_row;
             }
         }
         Ok(())
-    }
-
-    fn check_step(
-        &self,
-        op: &'static str,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayView2<'_, F>,
-    ) -> Result<usize> {
-        let batch = x.batch();
-        x.check(op, batch, self.input_size())?;
-        let expected = [batch, self.hidden_size()];
-        for dim in [prev.dim(), next.dim()] {
-            if dim != (batch, self.hidden_size()) {
-                return Err(Error::shape(op, &expected, &[dim.0, dim.1]));
-            }
-        }
-        Ok(batch)
     }
 }
 
@@ -325,11 +302,11 @@ impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
         self.params.w_hh.nrows()
     }
 
-    fn params(&self) -> &ElmanParams<F> {
+    fn params(&self) -> &dyn ParamSet<F> {
         &self.params
     }
 
-    fn params_mut(&mut self) -> &mut ElmanParams<F> {
+    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
         &mut self.params
     }
 
@@ -353,20 +330,17 @@ impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
         mut next: ArrayViewMut2<'_, F>,
         cache: &mut ElmanCache<F>,
     ) -> Result<()> {
-        self.check_step("Elman::forward", x, prev, next.view())?;
+        check_forward("Elman::forward", self, x, prev, next.view())?;
         let p = &self.params;
         let one = F::one();
         match x {
-            Input::Dense(x) => {
-                gemm(one, x, p.w_xh.view(), F::zero(), next.view_mut())?;
+            Input::Dense(_) => {
+                input_product(x, p.w_xh.view(), F::zero(), next.view_mut())?;
                 gemm(one, prev, p.w_hh.view(), one, next.view_mut())?;
             }
-            Input::Tokens(ids) => {
+            Input::Tokens(_) => {
                 gemm(one, prev, p.w_hh.view(), F::zero(), next.view_mut())?;
-                // The one-hot product x·W_xh is a row lookup.
-                for (&id, mut row) in ids.iter().zip(next.rows_mut()) {
-                    row += &p.w_xh.row(id);
-                }
+                input_product(x, p.w_xh.view(), one, next.view_mut())?;
             }
         }
         if let Some(b) = &p.b_h {
@@ -393,70 +367,48 @@ impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
 
     fn backward(
         &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayView2<'_, F>,
-        cache: &ElmanCache<F>,
-        mut d_next: ArrayViewMut2<'_, F>,
-        mut d_prev: ArrayViewMut2<'_, F>,
+        step: StepRecord<'_, F, ElmanCache<F>>,
+        deltas: StepDeltas<'_, F>,
         grads: &mut ElmanParams<F>,
     ) -> Result<()> {
-        self.check_step("Elman::backward", x, prev, next)?;
-        check_stack("Elman::backward", x.batch(), d_next.view(), d_prev.view())?;
-        if d_next.nrows() != x.batch() {
+        if deltas.d_next.nrows() != step.x.batch() {
             return Err(Error::shape(
                 "Elman::backward",
-                next.shape(),
-                d_next.shape(),
+                step.next.shape(),
+                deltas.d_next.shape(),
             ));
         }
-        self.activation_backward(next, cache.pre_activation.as_ref(), d_next.view_mut());
-        gemm(
-            F::one(),
-            d_next.view(),
-            self.params.w_hh.t(),
-            F::zero(),
-            d_prev.view_mut(),
-        )?;
-        self.accumulate_grads(x, prev, d_next.view(), grads)
+        self.backward_stacked(step, deltas, grads)
     }
 
-    /// One matrix product for all blocks: `d_prev = dz·W_hhᵀ` over the stacked rows, and
-    /// the parameter gradients from the blocks' sum (the step is linear in `d_next`).
+    /// One matrix product for all blocks: `d_prev = dz·W_hhᵀ` (and `d_x += dz·W_xhᵀ`) over
+    /// the stacked rows, and the parameter gradients from the blocks' sum (the step is linear
+    /// in `d_next`).
     fn backward_stacked(
         &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayView2<'_, F>,
-        cache: &ElmanCache<F>,
-        mut d_next: ArrayViewMut2<'_, F>,
-        mut d_prev: ArrayViewMut2<'_, F>,
+        step: StepRecord<'_, F, ElmanCache<F>>,
+        deltas: StepDeltas<'_, F>,
         grads: &mut ElmanParams<F>,
     ) -> Result<()> {
-        let batch = self.check_step("Elman::backward_stacked", x, prev, next)?;
-        check_stack(
-            "Elman::backward_stacked",
-            batch,
-            d_next.view(),
-            d_prev.view(),
-        )?;
-        let z = cache.pre_activation.as_ref();
+        let batch = check_deltas("Elman::backward", self, step, &deltas)?;
+        let StepDeltas {
+            mut d_next,
+            d_prev,
+            mut d_x,
+        } = deltas;
+        let z = step.cache.pre_activation.as_ref();
         for block in d_next.axis_chunks_iter_mut(Axis(0), batch) {
-            self.activation_backward(next, z, block);
+            self.activation_backward(step.next, z, block);
         }
-        gemm(
-            F::one(),
-            d_next.view(),
-            self.params.w_hh.t(),
-            F::zero(),
-            d_prev.view_mut(),
-        )?;
+        let p = &self.params;
+        gemm(F::one(), d_next.view(), p.w_hh.t(), F::zero(), d_prev)?;
+        input_delta(d_next.view(), p.w_xh.view(), d_x.as_mut())?;
         // Sum the blocks into the first (d_next is scratch), then one gradient update.
         let (mut first, rest) = d_next.view_mut().split_at(Axis(0), batch);
         for block in rest.axis_chunks_iter(Axis(0), batch) {
             first += &block;
         }
-        self.accumulate_grads(x, prev, first.view(), grads)
+        self.accumulate_grads(step.x, step.prev, first.view(), grads)
     }
 }
 
@@ -513,22 +465,28 @@ mod tests {
         let d = Array2::from_shape_fn((6, 3), |(i, j)| (i as f64 - 2.5) * 0.3 + j as f64);
         let (mut fast, mut slow) = (c.zero_grads(), c.zero_grads());
         let (mut dp_fast, mut dp_slow) = (Array2::zeros((6, 3)), Array2::zeros((6, 3)));
-        let args = (Input::Tokens(&x), prev.view(), next.view());
-        c.backward_stacked(
-            args.0,
-            args.1,
-            args.2,
-            &cache,
-            d.clone().view_mut(),
-            dp_fast.view_mut(),
-            &mut fast,
-        )
-        .unwrap();
+        let step = StepRecord {
+            x: Input::Tokens(&x),
+            prev: prev.view(),
+            next: next.view(),
+            cache: &cache,
+        };
+        let mut scratch = d.clone();
+        let deltas = StepDeltas {
+            d_next: scratch.view_mut(),
+            d_prev: dp_fast.view_mut(),
+            d_x: None,
+        };
+        c.backward_stacked(step, deltas, &mut fast).unwrap();
         for (i, block) in d.axis_chunks_iter(Axis(0), 2).enumerate() {
-            let mut dn = block.to_owned();
-            let dp = dp_slow.slice_mut(ndarray::s![2 * i..2 * i + 2, ..]);
-            c.backward(args.0, args.1, args.2, &cache, dn.view_mut(), dp, &mut slow)
-                .unwrap();
+            let mut d_next = block.to_owned();
+            let d_prev = dp_slow.slice_mut(ndarray::s![2 * i..2 * i + 2, ..]);
+            let deltas = StepDeltas {
+                d_next: d_next.view_mut(),
+                d_prev,
+                d_x: None,
+            };
+            c.backward(step, deltas, &mut slow).unwrap();
         }
         assert!(params::max_abs_diff(&fast, &slow).unwrap() < 1e-14);
         assert!((&dp_fast - &dp_slow).iter().all(|v| v.abs() < 1e-14));

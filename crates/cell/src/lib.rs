@@ -46,10 +46,15 @@ mod cell;
 mod elman;
 mod init;
 mod linear;
+mod readout;
+mod stack;
+pub mod step;
 
-pub use cell::Cell;
+pub use cell::{Cell, StepDeltas, StepRecord};
 pub use elman::{Elman, ElmanCache, ElmanConfig, ElmanParams};
 pub use init::Init;
 pub use linear::{Linear, LinearConfig, LinearParams};
+pub use readout::Readout;
 pub use recur_core::activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Softsign, Tanh};
 pub use recur_core::{Error, Float, Input, ParamSet, Result};
+pub use stack::{Pair, PairParams, Stack, StackCache, StackParams};

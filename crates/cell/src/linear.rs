@@ -3,10 +3,10 @@
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use recur_core::linalg::gemm;
-use recur_core::{Error, Float, ParamSet, Result, Slot, SlotMut};
+use recur_core::{params, Error, Float, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
 
-use crate::Init;
+use crate::{Init, Readout};
 
 /// Parameters (or gradients) of a [`Linear`] readout. Slot order: `w_hy`, then `b_y`.
 ///
@@ -133,41 +133,77 @@ impl<F: Float> Linear<F> {
         Ok(Linear { params })
     }
 
-    /// Number of inputs (hidden units).
-    pub fn hidden_size(&self) -> usize {
-        self.params.w_hy.nrows()
-    }
-
-    /// Number of outputs.
-    pub fn output_size(&self) -> usize {
-        self.params.w_hy.ncols()
-    }
-
-    /// The parameters.
-    pub fn params(&self) -> &LinearParams<F> {
+    /// The weights, by name (the [`Readout`] trait gives them as a [`ParamSet`]).
+    pub fn weights(&self) -> &LinearParams<F> {
         &self.params
     }
 
-    /// The parameters, writable.
-    pub fn params_mut(&mut self) -> &mut LinearParams<F> {
+    /// The weights, writable. Shapes must stay as they are: every call checks them.
+    pub fn weights_mut(&mut self) -> &mut LinearParams<F> {
         &mut self.params
     }
 
-    /// A zero gradient with the parameters' layout.
-    pub fn zero_grads(&self) -> LinearParams<F> {
-        LinearParams {
-            w_hy: Array2::zeros(self.params.w_hy.raw_dim()),
-            b_y: self.params.b_y.as_ref().map(|b| Array1::zeros(b.raw_dim())),
+    /// Checks that `h` and `d_logits` are rows of this layer's inputs and outputs, as many
+    /// of each.
+    fn check_rows(
+        &self,
+        op: &'static str,
+        h: ArrayView2<'_, F>,
+        d_logits: ArrayView2<'_, F>,
+    ) -> Result<()> {
+        check_cols(op, h, self.input_size())?;
+        check_cols(op, d_logits, self.output_size())?;
+        if h.nrows() != d_logits.nrows() {
+            return Err(Error::shape(
+                op,
+                &[h.nrows(), self.output_size()],
+                d_logits.shape(),
+            ));
         }
+        Ok(())
+    }
+}
+
+fn check_cols<F: Float>(op: &'static str, m: ArrayView2<'_, F>, cols: usize) -> Result<()> {
+    if m.ncols() != cols {
+        return Err(Error::shape(op, &[m.nrows(), cols], m.shape()));
+    }
+    Ok(())
+}
+
+impl<F: Float> Readout<F> for Linear<F> {
+    type Params = LinearParams<F>;
+    type Cache = ();
+
+    fn input_size(&self) -> usize {
+        self.params.w_hy.nrows()
     }
 
-    /// `logits = h·W_hy + b_y` for `h` of shape `[rows, hidden_size]`.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] when `h` or `logits` have the wrong shape.
-    pub fn forward(&self, h: ArrayView2<'_, F>, mut logits: ArrayViewMut2<'_, F>) -> Result<()> {
+    fn output_size(&self) -> usize {
+        self.params.w_hy.ncols()
+    }
+
+    fn params(&self) -> &dyn ParamSet<F> {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
+        &mut self.params
+    }
+
+    fn zero_grads(&self) -> LinearParams<F> {
+        params::zeroed(&self.params)
+    }
+
+    /// `logits = h·W_hy + b_y`.
+    fn forward(
+        &self,
+        h: ArrayView2<'_, F>,
+        mut logits: ArrayViewMut2<'_, F>,
+        _: &mut (),
+    ) -> Result<()> {
         let rows = h.nrows();
-        self.check("Linear::forward h", h, self.hidden_size())?;
+        check_cols("Linear::forward h", h, self.input_size())?;
         if logits.dim() != (rows, self.output_size()) {
             return Err(Error::shape(
                 "Linear::forward logits",
@@ -188,43 +224,41 @@ impl<F: Float> Linear<F> {
         Ok(())
     }
 
-    /// Given `d_logits = ∂L/∂z`, adds `hᵀ·d_logits` (and the bias gradient) into `grads` and
-    /// writes `d_h = d_logits·W_hyᵀ`.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] on inconsistent shapes.
-    pub fn backward(
+    /// Adds `hᵀ·d_logits` (and the bias gradient) into `grads` and writes
+    /// `d_h = d_logits·W_hyᵀ`.
+    fn backward(
         &self,
         h: ArrayView2<'_, F>,
+        cache: &(),
         d_logits: ArrayView2<'_, F>,
         d_h: ArrayViewMut2<'_, F>,
         grads: &mut LinearParams<F>,
     ) -> Result<()> {
         self.check_rows("Linear::backward", h, d_logits)?;
         gemm(F::one(), h.t(), d_logits, F::one(), grads.w_hy.view_mut())?;
-        self.backward_except_weights(d_logits, d_h, grads)
+        self.backward_deferred(h, cache, d_logits, d_h, grads)
     }
 
-    /// [`Linear::backward`] without the weight gradient `hᵀ·d_logits`: adds the bias
-    /// gradient into `grads.b_y` and writes `d_h = d_logits·W_hyᵀ`; `grads.w_hy` is not
-    /// touched. A caller whose update is a plain scaled gradient can then apply the weight
-    /// gradient straight to the weights with [`Linear::add_to_weights`], without ever
-    /// storing it.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] on inconsistent shapes.
-    pub fn backward_except_weights(
+    /// The weights `w_hy` (slot 0): their gradient is `hᵀ·d_logits`.
+    fn deferrable_slot(&self) -> Option<usize> {
+        Some(0)
+    }
+
+    /// Adds the bias gradient into `grads.b_y` and writes `d_h = d_logits·W_hyᵀ`;
+    /// `grads.w_hy` is not touched.
+    fn backward_deferred(
         &self,
+        _h: ArrayView2<'_, F>,
+        _: &(),
         d_logits: ArrayView2<'_, F>,
         d_h: ArrayViewMut2<'_, F>,
         grads: &mut LinearParams<F>,
     ) -> Result<()> {
-        self.check("Linear::backward d_logits", d_logits, self.output_size())?;
-        self.check("Linear::backward d_h", d_h.view(), self.hidden_size())?;
-        if d_logits.nrows() != d_h.nrows() {
+        check_cols("Linear::backward d_logits", d_logits, self.output_size())?;
+        if d_h.dim() != (d_logits.nrows(), self.input_size()) {
             return Err(Error::shape(
                 "Linear::backward d_h",
-                &[d_logits.nrows(), self.hidden_size()],
+                &[d_logits.nrows(), self.input_size()],
                 d_h.shape(),
             ));
         }
@@ -238,27 +272,25 @@ impl<F: Float> Linear<F> {
     }
 
     /// `W_hy ← W_hy + alpha·hᵀ·d_logits`: a weight gradient, scaled (for SGD, by minus the
-    /// learning rate), added to the weights in one matrix product.
+    /// learning rate), added to the weights in one matrix product. On a shape error the
+    /// weights are unchanged.
     ///
     /// ```
     /// use ndarray::array;
-    /// use recur_cell::{Linear, LinearParams};
+    /// use recur_cell::{Linear, LinearParams, Readout};
     ///
     /// let mut lin = Linear::from_params(LinearParams { w_hy: array![[1.0_f64, 2.0]], b_y: None })?;
-    /// lin.add_to_weights(-0.5, array![[2.0]].view(), array![[1.0, -1.0]].view())?;
-    /// assert_eq!(lin.params().w_hy, array![[0.0, 3.0]]);
+    /// lin.add_deferred(-0.5, array![[2.0]].view(), array![[1.0, -1.0]].view())?;
+    /// assert_eq!(lin.weights().w_hy, array![[0.0, 3.0]]);
     /// # Ok::<(), recur_core::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] on inconsistent shapes; the weights are then unchanged.
-    pub fn add_to_weights(
+    fn add_deferred(
         &mut self,
         alpha: F,
         h: ArrayView2<'_, F>,
         d_logits: ArrayView2<'_, F>,
     ) -> Result<()> {
-        self.check_rows("Linear::add_to_weights", h, d_logits)?;
+        self.check_rows("Linear::add_deferred", h, d_logits)?;
         gemm(
             alpha,
             h.t(),
@@ -266,33 +298,6 @@ impl<F: Float> Linear<F> {
             F::one(),
             self.params.w_hy.view_mut(),
         )?;
-        Ok(())
-    }
-
-    /// Checks that `h` and `d_logits` are rows of this layer's inputs and outputs, as many
-    /// of each.
-    fn check_rows(
-        &self,
-        op: &'static str,
-        h: ArrayView2<'_, F>,
-        d_logits: ArrayView2<'_, F>,
-    ) -> Result<()> {
-        self.check(op, h, self.hidden_size())?;
-        self.check(op, d_logits, self.output_size())?;
-        if h.nrows() != d_logits.nrows() {
-            return Err(Error::shape(
-                op,
-                &[h.nrows(), self.output_size()],
-                d_logits.shape(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn check(&self, op: &'static str, m: ArrayView2<'_, F>, cols: usize) -> Result<()> {
-        if m.ncols() != cols {
-            return Err(Error::shape(op, &[m.nrows(), cols], m.shape()));
-        }
         Ok(())
     }
 }
@@ -311,12 +316,18 @@ mod tests {
         .unwrap();
         let h = array![[1.0, 0.0, -1.0]];
         let mut z = Array2::zeros((1, 2));
-        lin.forward(h.view(), z.view_mut()).unwrap();
+        lin.forward(h.view(), z.view_mut(), &mut ()).unwrap();
         assert_eq!(z, array![[-3.5, -4.5]]);
         let mut g = lin.zero_grads();
         let mut d_h = Array2::zeros((1, 3));
-        lin.backward(h.view(), array![[1.0, 2.0]].view(), d_h.view_mut(), &mut g)
-            .unwrap();
+        lin.backward(
+            h.view(),
+            &(),
+            array![[1.0, 2.0]].view(),
+            d_h.view_mut(),
+            &mut g,
+        )
+        .unwrap();
         assert_eq!(d_h, array![[5.0, 11.0, 17.0]]);
         assert_eq!(g.w_hy, array![[1.0, 2.0], [0.0, 0.0], [-1.0, -2.0]]);
         assert_eq!(g.b_y, Some(array![1.0, 2.0]));
@@ -333,20 +344,25 @@ mod tests {
         let d_logits = Array2::from_shape_fn((5, 6), |(i, j)| ((i * 7 + j) % 5) as f64 - 2.0);
         let (mut whole, mut split) = (lin.zero_grads(), lin.zero_grads());
         let (mut d_h, mut d_h_split) = (Array2::zeros((5, 4)), Array2::zeros((5, 4)));
-        lin.backward(h.view(), d_logits.view(), d_h.view_mut(), &mut whole)
+        lin.backward(h.view(), &(), d_logits.view(), d_h.view_mut(), &mut whole)
             .unwrap();
-        lin.backward_except_weights(d_logits.view(), d_h_split.view_mut(), &mut split)
-            .unwrap();
+        lin.backward_deferred(
+            h.view(),
+            &(),
+            d_logits.view(),
+            d_h_split.view_mut(),
+            &mut split,
+        )
+        .unwrap();
         assert_eq!(d_h, d_h_split);
         assert_eq!(whole.b_y, split.b_y);
         assert!(split.w_hy.iter().all(|&g| g == 0.0));
-        let expected = &lin.params().w_hy - &(0.25 * &whole.w_hy);
-        lin.add_to_weights(-0.25, h.view(), d_logits.view())
-            .unwrap();
-        let diff = (&lin.params().w_hy - &expected).mapv(f64::abs);
+        let expected = &lin.weights().w_hy - &(0.25 * &whole.w_hy);
+        lin.add_deferred(-0.25, h.view(), d_logits.view()).unwrap();
+        let diff = (&lin.weights().w_hy - &expected).mapv(f64::abs);
         assert!(diff.iter().all(|&d| d < 1e-14), "{diff}");
         assert!(lin
-            .add_to_weights(1.0, h.view(), d_logits.slice(ndarray::s![..4, ..]))
+            .add_deferred(1.0, h.view(), d_logits.slice(ndarray::s![..4, ..]))
             .is_err());
     }
 
@@ -357,7 +373,7 @@ mod tests {
             .unwrap();
         let mut z = Array2::zeros((1, 3));
         assert!(lin
-            .forward(Array2::zeros((1, 3)).view(), z.view_mut())
+            .forward(Array2::zeros((1, 3)).view(), z.view_mut(), &mut ())
             .is_err());
         assert!(LinearConfig::new(0, 2)
             .init::<f64>(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0))

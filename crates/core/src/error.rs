@@ -63,6 +63,20 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
+    /// Two parameter slots of one model have the same full path name, so checkpoints,
+    /// exports and optimizer state could not tell them apart.
+    #[error(
+        "two parameter slots ({first} and {second}) are both named {path:?}; \
+         give the slots of each parameter set distinct names"
+    )]
+    DuplicateName {
+        /// The repeated path.
+        path: String,
+        /// Index of the first slot with that path.
+        first: usize,
+        /// Index of the second.
+        second: usize,
+    },
     /// A checkpoint could not be used.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

@@ -16,7 +16,19 @@ pub enum Input<'a, F> {
     Tokens(&'a [usize]),
 }
 
-impl<F> Input<'_, F> {
+impl<'a, F> Input<'a, F> {
+    /// The same input with a shorter lifetime (array views are invariant in theirs), to put
+    /// it beside shorter-lived views in one struct.
+    pub fn reborrow<'b>(self) -> Input<'b, F>
+    where
+        'a: 'b,
+    {
+        match self {
+            Input::Dense(x) => Input::Dense(x.reborrow()),
+            Input::Tokens(ids) => Input::Tokens(ids),
+        }
+    }
+
     /// Number of sequences in the batch.
     pub fn batch(&self) -> usize {
         match self {

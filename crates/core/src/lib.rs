@@ -5,7 +5,8 @@
 //! - [`Float`]: the scalar bound (`f32` or `f64`) all numeric code is generic over.
 //! - [`ParamSet`]: a model's parameters (and, with the same type, its gradients) as an
 //!   ordered list of named tensors, so optimizers, clipping, gradient checks and
-//!   checkpoints all walk one structure.
+//!   checkpoints all walk one structure; slots are named by paths (`cell.layers.0.w_xh`).
+//!   [`param_set!`] declares one from a struct of arrays.
 //! - [`Input`]: one time step of input, either dense rows or token ids.
 //! - [`Error`] and [`Result`]: the one error type of the workspace.
 //!
@@ -42,6 +43,7 @@
 //! core and optim; data stands alone.
 
 pub mod activation;
+mod declare;
 mod error;
 pub mod fast_exp;
 pub mod fast_tanh;

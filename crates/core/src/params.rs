@@ -13,7 +13,8 @@ use crate::{Error, Float, Result};
 /// One named tensor of a [`ParamSet`], read-only.
 #[derive(Debug, Clone)]
 pub struct Slot<'a, F> {
-    /// Name, unique within the set (`"w_xh"`, `"w_hh"`, …).
+    /// The slot's own name within the set that defines it (`"w_xh"`, `"w_hh"`, …). Inside a
+    /// composite the full name is a path ([`path`]: `"cell.layers.0.w_xh"`).
     pub name: &'static str,
     /// The values.
     pub value: ArrayViewD<'a, F>,
@@ -25,7 +26,7 @@ pub struct Slot<'a, F> {
 /// One named tensor of a [`ParamSet`], writable.
 #[derive(Debug)]
 pub struct SlotMut<'a, F> {
-    /// Name, unique within the set.
+    /// The slot's own name within the set that defines it (see [`Slot::name`]).
     pub name: &'static str,
     /// The values.
     pub value: ArrayViewMutD<'a, F>,
@@ -36,6 +37,15 @@ pub struct SlotMut<'a, F> {
 /// Slot order is part of a set's contract: it never changes for a given type and
 /// configuration, and a set and its gradient list the same names and shapes in the same
 /// order. The trait is object safe, so optimizers take `&mut dyn ParamSet<F>`.
+///
+/// **Names are paths.** A leaf set (a cell's weights) names its slots (`w_xh`); a composite
+/// prefixes the names of its parts in [`ParamSet::write_path`] (`cell.layers.0.w_xh`,
+/// `readout.w_hy`), at any depth. Checkpoints, exports, gradient checks and optimizer state
+/// use these full paths; [`check_unique_paths`] refuses a set in which two slots share one.
+/// Hot loops use slot indices and never build a path.
+///
+/// Leaf sets rarely need a hand-written impl: [`param_set!`](crate::param_set) declares the
+/// struct and its impl in one go.
 pub trait ParamSet<F: Float> {
     /// Number of slots.
     fn slot_count(&self) -> usize;
@@ -51,6 +61,16 @@ pub trait ParamSet<F: Float> {
     /// # Panics
     /// If `index >= self.slot_count()`.
     fn slot_mut(&mut self, index: usize) -> SlotMut<'_, F>;
+
+    /// Appends the full path name of slot `index` to `out`. The default is the slot's own
+    /// [`Slot::name`]; a composite writes its part's prefix (`"layers.0."`) and lets the part
+    /// write the rest.
+    ///
+    /// # Panics
+    /// If `index >= self.slot_count()`.
+    fn write_path(&self, index: usize, out: &mut String) {
+        out.push_str(self.slot(index).name);
+    }
 
     /// Sets every entry to zero. Sets that track sparse rows override this to clear only
     /// what was touched and to forget the rows.
@@ -84,33 +104,197 @@ impl<F: Float, S: DataMut<Elem = F>, D: Dimension> ParamSet<F> for ArrayBase<S, 
     }
 }
 
+/// A borrowed set is a set: composites can lay borrowed parts side by side (`(&mut a, &mut b)`).
+impl<F: Float, P: ParamSet<F> + ?Sized> ParamSet<F> for &mut P {
+    fn slot_count(&self) -> usize {
+        (**self).slot_count()
+    }
+    fn slot(&self, index: usize) -> Slot<'_, F> {
+        (**self).slot(index)
+    }
+    fn slot_mut(&mut self, index: usize) -> SlotMut<'_, F> {
+        (**self).slot_mut(index)
+    }
+    fn write_path(&self, index: usize, out: &mut String) {
+        (**self).write_path(index, out);
+    }
+    fn zero(&mut self) {
+        (**self).zero();
+    }
+}
+
+/// A pair of sets is their concatenation; its paths are prefixed by position (`0.…`, `1.…`).
 impl<F: Float, A: ParamSet<F>, B: ParamSet<F>> ParamSet<F> for (A, B) {
     fn slot_count(&self) -> usize {
         self.0.slot_count() + self.1.slot_count()
     }
 
     fn slot(&self, index: usize) -> Slot<'_, F> {
-        let first = self.0.slot_count();
-        if index < first {
-            self.0.slot(index)
-        } else {
-            self.1.slot(index - first)
-        }
+        concat_slot([&self.0 as &dyn ParamSet<F>, &self.1], index)
     }
 
     fn slot_mut(&mut self, index: usize) -> SlotMut<'_, F> {
-        let first = self.0.slot_count();
-        if index < first {
-            self.0.slot_mut(index)
-        } else {
-            self.1.slot_mut(index - first)
-        }
+        concat_slot_mut([&mut self.0 as &mut dyn ParamSet<F>, &mut self.1], index)
+    }
+
+    fn write_path(&self, index: usize, out: &mut String) {
+        concat_write_path([&self.0 as &dyn ParamSet<F>, &self.1], |i| i, index, out);
     }
 
     fn zero(&mut self) {
         self.0.zero();
         self.1.zero();
     }
+}
+
+/// The full path name of slot `index` (see [`ParamSet::write_path`]).
+///
+/// # Panics
+/// If `index >= set.slot_count()`.
+pub fn path<F: Float>(set: &(impl ParamSet<F> + ?Sized), index: usize) -> String {
+    let mut out = String::new();
+    set.write_path(index, &mut out);
+    out
+}
+
+/// The full path names of all slots, in slot order.
+pub fn paths<F: Float>(set: &(impl ParamSet<F> + ?Sized)) -> Vec<String> {
+    (0..set.slot_count()).map(|i| path(set, i)).collect()
+}
+
+/// For composites' [`ParamSet::write_path`]: writes `prefix.` and then the part's own path of
+/// its slot `index`.
+pub fn write_part_path<F: Float>(
+    out: &mut String,
+    prefix: impl std::fmt::Display,
+    part: &(impl ParamSet<F> + ?Sized),
+    index: usize,
+) {
+    use std::fmt::Write;
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{prefix}.");
+    part.write_path(index, out);
+}
+
+/// For composites: the part that slot `index` of a concatenation falls in, and the slot's
+/// index within that part, given the parts' slot counts in order. `None` when `index` is
+/// past the last part.
+pub fn locate(counts: impl IntoIterator<Item = usize>, index: usize) -> Option<(usize, usize)> {
+    let mut rest = index;
+    for (part, count) in counts.into_iter().enumerate() {
+        if rest < count {
+            return Some((part, rest));
+        }
+        rest -= count;
+    }
+    None
+}
+
+/// Slot count of a concatenation of sets.
+pub fn concat_count<'a, F: Float + 'a>(
+    parts: impl IntoIterator<Item = &'a dyn ParamSet<F>>,
+) -> usize {
+    parts.into_iter().map(|p| p.slot_count()).sum()
+}
+
+/// Slot `index` of a concatenation of sets.
+///
+/// # Panics
+/// If `index` is past the last slot (a broken caller invariant, as for [`ParamSet::slot`]).
+pub fn concat_slot<'a, F: Float + 'a>(
+    parts: impl IntoIterator<Item = &'a dyn ParamSet<F>>,
+    index: usize,
+) -> Slot<'a, F> {
+    let mut rest = index;
+    for part in parts {
+        match rest.checked_sub(part.slot_count()) {
+            None => return part.slot(rest),
+            Some(r) => rest = r,
+        }
+    }
+    panic!("no slot {index} in this parameter set")
+}
+
+/// Writable slot `index` of a concatenation of sets.
+///
+/// # Panics
+/// If `index` is past the last slot.
+pub fn concat_slot_mut<'a, F: Float + 'a>(
+    parts: impl IntoIterator<Item = &'a mut dyn ParamSet<F>>,
+    index: usize,
+) -> SlotMut<'a, F> {
+    let mut rest = index;
+    for part in parts {
+        match rest.checked_sub(part.slot_count()) {
+            None => return part.slot_mut(rest),
+            Some(r) => rest = r,
+        }
+    }
+    panic!("no slot {index} in this parameter set")
+}
+
+/// The path of slot `index` of a concatenation: `prefix(part)` for the part it falls in, a
+/// dot, and the part's own path. Composites lay their parts' slots end to end with the
+/// `concat_*` helpers and name them with this one.
+///
+/// # Panics
+/// If `index` is past the last slot.
+pub fn concat_write_path<'a, F: Float + 'a, D: std::fmt::Display>(
+    parts: impl IntoIterator<Item = &'a dyn ParamSet<F>>,
+    prefix: impl Fn(usize) -> D,
+    index: usize,
+    out: &mut String,
+) {
+    let mut rest = index;
+    for (i, part) in parts.into_iter().enumerate() {
+        match rest.checked_sub(part.slot_count()) {
+            None => return write_part_path(out, prefix(i), part, rest),
+            Some(r) => rest = r,
+        }
+    }
+    panic!("no slot {index} in this parameter set")
+}
+
+/// Whether a name saved for slot `index` (in a checkpoint or an optimizer state) names that
+/// slot of `set`: its full path, or, for files written before names were paths, its own
+/// [`Slot::name`] (such names have no dot; slot order has not changed).
+pub fn saved_name_matches<F: Float>(
+    saved: &str,
+    set: &(impl ParamSet<F> + ?Sized),
+    index: usize,
+) -> bool {
+    let leaf = set.slot(index).name;
+    if saved.contains('.') {
+        // Cheap test first: a path ends with its slot's own name.
+        saved.ends_with(leaf) && saved == path(set, index)
+    } else {
+        saved == leaf
+    }
+}
+
+/// Checks that no two slots share a full path name.
+///
+/// # Errors
+/// [`Error::DuplicateName`] with the first repeated path and the two slot indices.
+pub fn check_unique_paths<F: Float>(set: &(impl ParamSet<F> + ?Sized)) -> Result<()> {
+    let mut seen = std::collections::HashMap::new();
+    for (index, name) in paths(set).into_iter().enumerate() {
+        if let Some(first) = seen.insert(name.clone(), index) {
+            return Err(Error::DuplicateName {
+                path: name,
+                first,
+                second: index,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A copy of `set` with every entry zero: a gradient buffer with the set's layout.
+pub fn zeroed<F: Float, P: ParamSet<F> + Clone>(set: &P) -> P {
+    let mut zero = set.clone();
+    zero.zero();
+    zero
 }
 
 /// Total number of scalars in the set.
@@ -135,12 +319,12 @@ pub fn check_same_layout<F: Float>(a: &dyn ParamSet<F>, b: &dyn ParamSet<F>) -> 
         if x.name != y.name || x.value.shape() != y.value.shape() {
             return Err(Error::LayoutMismatch {
                 slot: i,
-                name: x.name.to_string(),
+                name: path(a, i),
                 reason: format!(
                     "{} {:?} versus {} {:?}",
-                    x.name,
+                    path(a, i),
                     x.value.shape(),
-                    y.name,
+                    path(b, i),
                     y.value.shape()
                 ),
             });
@@ -418,6 +602,48 @@ mod tests {
         assert_eq!(set.slot_count(), 2);
         assert_eq!(set.slot(1).value.shape(), &[1]);
         assert_eq!(flatten(&set), vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn composites_name_slots_by_path_at_any_depth() {
+        let nested = ((array![1.0_f64], array![2.0_f64]), array![3.0_f64]);
+        assert_eq!(paths(&nested), ["0.0.tensor", "0.1.tensor", "1.tensor"]);
+        assert!(check_unique_paths(&nested).is_ok());
+        assert_eq!(locate([2, 0, 3], 4), Some((2, 2)));
+        assert_eq!(locate([2, 0, 3], 5), None);
+    }
+
+    /// A set whose two slots share a name, as a hand-written impl might.
+    struct Twice(Array1<f64>, Array1<f64>);
+    impl ParamSet<f64> for Twice {
+        fn slot_count(&self) -> usize {
+            2
+        }
+        fn slot(&self, index: usize) -> Slot<'_, f64> {
+            let value = if index == 0 { &self.0 } else { &self.1 };
+            Slot {
+                name: "w",
+                value: value.view().into_dyn(),
+                rows: None,
+            }
+        }
+        fn slot_mut(&mut self, index: usize) -> SlotMut<'_, f64> {
+            let value = if index == 0 { &mut self.0 } else { &mut self.1 };
+            SlotMut {
+                name: "w",
+                value: value.view_mut().into_dyn(),
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_paths_are_refused() {
+        let twice = Twice(Array1::zeros(1), Array1::zeros(2));
+        let err = check_unique_paths(&twice).unwrap_err();
+        assert!(
+            matches!(&err, Error::DuplicateName { path, first: 0, second: 1 } if path == "w"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
-use recur_core::{Error, Float, ParamSet, Result};
+use recur_core::{params, Error, Float, ParamSet, Result};
 use recur_optim::{OptimizerState, SlotState};
 use serde::{Deserialize, Serialize};
 
@@ -139,10 +139,7 @@ impl<F: Float> Checkpoint<F> {
         metadata: BTreeMap<String, String>,
     ) -> Self {
         let tensors = (0..params.slot_count())
-            .map(|i| {
-                let slot = params.slot(i);
-                (slot.name.to_string(), slot.value.to_owned())
-            })
+            .map(|i| (params::path(params, i), params.slot(i).value.to_owned()))
             .collect();
         Checkpoint {
             tensors,
@@ -293,17 +290,17 @@ impl<F: Float> Checkpoint<F> {
         }
         for (i, (name, value)) in self.tensors.iter().enumerate() {
             let slot = params.slot(i);
-            if name != slot.name || value.shape() != slot.value.shape() {
+            if !params::saved_name_matches(name, params, i) || value.shape() != slot.value.shape() {
+                let path = params::path(params, i);
                 return Err(Error::LayoutMismatch {
                     slot: i,
-                    name: slot.name.to_string(),
                     reason: format!(
-                        "the checkpoint has {name} {:?}, the parameter set {} {:?}; build the \
-                         model with the configuration the checkpoint was saved with",
+                        "the checkpoint has {name} {:?}, the parameter set {path} {:?}; build \
+                         the model with the configuration the checkpoint was saved with",
                         value.shape(),
-                        slot.name,
                         slot.value.shape()
                     ),
+                    name: path,
                 });
             }
         }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use recur_core::{Error, Float, ParamSet, Result};
+use recur_core::{params, Error, Float, ParamSet, Result};
 
 use crate::archive::{invalid, Archive, ArchiveWriter};
 use crate::checkpoint::{FORMAT_VERSION, WEIGHTS_FORMAT};
@@ -46,11 +46,9 @@ pub fn export_safetensors<F: Float>(
 ) -> Result<()> {
     let path = path.as_ref();
     let mut writer = ArchiveWriter::new::<F>(path)?;
-    let mut names = Vec::with_capacity(params.slot_count());
-    for i in 0..params.slot_count() {
-        let slot = params.slot(i);
-        writer.push(slot.name.to_string(), &slot.value)?;
-        names.push(slot.name);
+    let names = params::paths(params);
+    for (i, name) in names.iter().enumerate() {
+        writer.push(name.clone(), &params.slot(i).value)?;
     }
     let metadata = HashMap::from([
         ("format".to_string(), WEIGHTS_FORMAT.to_string()),
@@ -87,18 +85,26 @@ pub fn import_safetensors<F: Float>(
     let mut values = Vec::with_capacity(params.slot_count());
     for i in 0..params.slot_count() {
         let slot = params.slot(i);
-        if !archive.contains(slot.name) && archive.contains(&format!("model.{}", slot.name)) {
+        let name = params::path(params, i);
+        if !archive.contains(&name) && archive.contains(&format!("model.{name}")) {
             return Err(invalid(
                 archive.path(),
                 "this is a checkpoint, not a weights export; read it with Checkpoint::load \
                  and Checkpoint::restore",
             ));
         }
-        let value = archive.take::<F>(slot.name)?;
+        // Files exported before names were paths hold each slot under its own name.
+        let legacy = slot.name;
+        let key = if !archive.contains(&name) && archive.contains(legacy) {
+            legacy.to_string()
+        } else {
+            name.clone()
+        };
+        let value = archive.take::<F>(&key)?;
         if value.shape() != slot.value.shape() {
             return Err(Error::LayoutMismatch {
                 slot: i,
-                name: slot.name.to_string(),
+                name,
                 reason: format!(
                     "the file {} has shape {:?}, the parameter set {:?}",
                     archive.path().display(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use common::{bits, model, rewrite, scratch, step, write_raw, Net};
 use ndarray::{array, Array1};
-use recur_core::{Error, Float};
+use recur_core::{Error, Float, ParamSet};
 use recur_io::{export_safetensors, Checkpoint};
 use recur_optim::{Adagrad, Adam, Optimizer, OptimizerState};
 
@@ -198,16 +198,40 @@ fn optimizer_state_of_another_layout_is_refused() {
     assert_eq!(bits(&target), before);
 }
 
+/// Two slots, both named `w`.
+struct Twice(Array1<f32>, Array1<f32>);
+
+impl ParamSet<f32> for Twice {
+    fn slot_count(&self) -> usize {
+        2
+    }
+    fn slot(&self, index: usize) -> recur_core::Slot<'_, f32> {
+        let value = if index == 0 { &self.0 } else { &self.1 };
+        recur_core::Slot {
+            name: "w",
+            value: value.view().into_dyn(),
+            rows: None,
+        }
+    }
+    fn slot_mut(&mut self, index: usize) -> recur_core::SlotMut<'_, f32> {
+        let value = if index == 0 { &mut self.0 } else { &mut self.1 };
+        recur_core::SlotMut {
+            name: "w",
+            value: value.view_mut().into_dyn(),
+        }
+    }
+}
+
 #[test]
 fn duplicate_slot_names_cannot_be_saved() {
     let dir = scratch("dup");
-    // A pair of bare arrays has two slots both called "tensor".
-    let pair = (array![1.0_f32], Array1::<f32>::zeros(2));
-    let err = Checkpoint::capture(&pair, None, BTreeMap::new())
+    // A hand-written set whose two slots have one name (composites cannot make one).
+    let twice = Twice(array![1.0_f32], Array1::<f32>::zeros(2));
+    let err = Checkpoint::capture(&twice, None, BTreeMap::new())
         .save(dir.join("c.safetensors"))
         .unwrap_err();
     assert!(err.to_string().contains("unique"), "{err}");
-    assert!(export_safetensors(&pair, dir.join("w.safetensors")).is_err());
+    assert!(export_safetensors(&twice, dir.join("w.safetensors")).is_err());
     assert!(common::entries(&dir).is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -322,14 +346,16 @@ fn missing_extra_or_misshapen_tensors_are_refused() {
     let dir = scratch("tensors");
 
     let path = valid_file(&dir);
-    rewrite(&path, |_, tensors| tensors.retain(|t| t.0 != "model.w_hh"));
-    expect_checkpoint_error::<f32>(&path, "\"model.w_hh\" is missing");
+    rewrite(&path, |_, tensors| {
+        tensors.retain(|t| t.0 != "model.cell.w_hh")
+    });
+    expect_checkpoint_error::<f32>(&path, "\"model.cell.w_hh\" is missing");
 
     let path = valid_file(&dir);
     rewrite(&path, |_, tensors| {
-        tensors.retain(|t| t.0 != "optim.3.w_hy.1")
+        tensors.retain(|t| t.0 != "optim.3.readout.w_hy.1")
     });
-    expect_checkpoint_error::<f32>(&path, "\"optim.3.w_hy.1\" is missing");
+    expect_checkpoint_error::<f32>(&path, "\"optim.3.readout.w_hy.1\" is missing");
 
     let path = valid_file(&dir);
     rewrite(&path, |_, tensors| {
@@ -374,7 +400,10 @@ fn missing_extra_or_misshapen_tensors_are_refused() {
     // A file whose w_hh was saved with another shape loads, but does not restore.
     let path = valid_file(&dir);
     rewrite(&path, |_, tensors| {
-        let w = tensors.iter_mut().find(|t| t.0 == "model.w_hh").unwrap();
+        let w = tensors
+            .iter_mut()
+            .find(|t| t.0 == "model.cell.w_hh")
+            .unwrap();
         w.2 = vec![w.2.iter().product()];
     });
     let checkpoint = Checkpoint::<f32>::load(&path).unwrap();
@@ -430,4 +459,52 @@ mod never_panics {
             }
         }
     }
+}
+
+/// Checkpoints written before slot names were paths (`model.w_xh`, optimizer slots named
+/// `w_xh`) still load into the same model: a saved name without a dot matches the slot's
+/// own name at the same position.
+#[test]
+fn checkpoints_with_the_old_slot_names_still_load() {
+    let dir = scratch("old-names");
+    let path = valid_file(&dir);
+    let strip = |name: &str| {
+        ["cell.", "readout."]
+            .iter()
+            .fold(name.to_string(), |n, part| n.replace(part, ""))
+    };
+    rewrite(&path, |meta, tensors| {
+        for tensor in tensors.iter_mut() {
+            tensor.0 = strip(&tensor.0);
+        }
+        for key in ["slots", "optimizer"] {
+            let value = meta[key].clone();
+            meta.insert(key.to_string(), strip(&value));
+        }
+    });
+    let checkpoint = Checkpoint::<f32>::load(&path).unwrap();
+    assert!(checkpoint
+        .tensors
+        .iter()
+        .all(|(name, _)| !name.contains('.')));
+    let mut net = model::<f32>(1, 4, 3);
+    checkpoint.restore(&mut net).unwrap();
+    let saved: Vec<_> = checkpoint.tensors.iter().map(|(_, v)| v.clone()).collect();
+    let restored: Vec<_> = (0..net.slot_count())
+        .map(|i| net.slot(i).value.to_owned())
+        .collect();
+    assert_eq!(saved, restored);
+    // An old name that is not the slot's is refused.
+    rewrite(&path, |meta, tensors| {
+        for tensor in tensors.iter_mut() {
+            tensor.0 = tensor.0.replace("w_hh", "w_zz");
+        }
+        let slots = meta["slots"].replace("w_hh", "w_zz");
+        meta.insert("slots".into(), slots);
+        meta.remove("optimizer");
+        tensors.retain(|t| !t.0.starts_with("optim."));
+    });
+    let renamed = Checkpoint::<f32>::load(&path).unwrap();
+    assert!(renamed.restore(&mut model::<f32>(1, 4, 3)).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

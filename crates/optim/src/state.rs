@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use ndarray::ArrayD;
-use recur_core::{Error, Float, ParamSet, Result};
+use recur_core::{params, Error, Float, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 /// Everything an optimizer needs to resume bit-identically: its kind, hyper-parameters,
@@ -115,12 +115,14 @@ impl<F: Float> OptimizerState<F> {
         for (i, slot) in self.slots.iter().enumerate() {
             let p = params.slot(i);
             for buffer in &slot.buffers {
-                if slot.name != p.name || buffer.shape() != p.value.shape() {
+                if !params::saved_name_matches(&slot.name, params, i)
+                    || buffer.shape() != p.value.shape()
+                {
                     return Err(slot_mismatch(
                         i,
                         &slot.name,
                         buffer.shape(),
-                        p.name,
+                        &params::path(params, i),
                         p.value.shape(),
                     ));
                 }
@@ -224,8 +226,11 @@ impl<F: Float, const N: usize> PerSlot<F, N> {
             let g = grads.slot(i);
             // Every buffer of a slot has the same shape (checked when loaded).
             let shape = buffers.first().map_or(g.value.shape(), |b| b.shape());
-            if name != g.name || shape != g.value.shape() {
-                return Err(slot_mismatch(i, name, shape, g.name, g.value.shape()));
+            // Every update runs this: compare the slot's own name, which ends the stored
+            // path, without building the path.
+            if !name.ends_with(g.name) || shape != g.value.shape() {
+                let path = params::path(grads, i);
+                return Err(slot_mismatch(i, name, shape, &path, g.value.shape()));
             }
         }
         Ok(())
@@ -240,10 +245,9 @@ impl<F: Float, const N: usize> PerSlot<F, N> {
         self.slots.get_or_insert_with(|| {
             (0..grads.slot_count())
                 .map(|i| {
-                    let g = grads.slot(i);
-                    let shape = g.value.raw_dim();
+                    let shape = grads.slot(i).value.raw_dim();
                     (
-                        g.name.to_string(),
+                        params::path(grads, i),
                         std::array::from_fn(|_| ArrayD::zeros(shape.clone())),
                     )
                 })

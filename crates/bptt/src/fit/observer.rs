@@ -1,0 +1,210 @@
+//! Observers of a training run: the trait, and the observers that need no dependency
+//! (stopping rules and a CSV loss log). Progress bars and plots live with the programs
+//! that draw them.
+
+use std::io::Write;
+
+use recur_core::{Error, Float, ParamSet, Result};
+use recur_optim::Optimizer;
+
+use super::state::{Evaluation, RunState};
+use crate::UpdateReport;
+
+/// An observer's answer: go on, or stop the run after this point (the state then says
+/// where it stopped, so it can resume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Control {
+    /// Go on.
+    #[default]
+    Continue,
+    /// Stop the run.
+    Stop,
+}
+
+impl Control {
+    /// `Stop` if either answer is `Stop`.
+    pub fn and(self, other: Control) -> Control {
+        if self == Control::Stop || other == Control::Stop {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+}
+
+/// What an observer sees of the run: the model's parameters (named by path), the
+/// optimizer and where the run stands.
+#[derive(Clone, Copy)]
+pub struct RunView<'a, F> {
+    /// The model's parameters.
+    pub params: &'a dyn ParamSet<F>,
+    /// The optimizer (its state is what a checkpoint saves).
+    pub optimizer: &'a dyn Optimizer<F>,
+    /// Counters, position, evaluations and schedule.
+    pub state: &'a RunState,
+}
+
+impl<F> std::fmt::Debug for RunView<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunView")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Watches a [`Trainer::fit`](crate::Trainer::fit) run. Every method does nothing by
+/// default; an observer implements what it needs. Answering [`Control::Stop`] ends the run
+/// cleanly; an error ends it with that error.
+pub trait Observer<F: Float> {
+    /// After every update.
+    ///
+    /// # Errors
+    /// Whatever the observer cannot do (a failed save, say); the run stops with it.
+    fn on_update(&mut self, view: &RunView<'_, F>, report: &UpdateReport) -> Result<Control> {
+        let _ = (view, report);
+        Ok(Control::Continue)
+    }
+
+    /// After every evaluation (the first comes before any update).
+    ///
+    /// # Errors
+    /// As [`Observer::on_update`].
+    fn on_evaluation(&mut self, view: &RunView<'_, F>, evaluation: &Evaluation) -> Result<Control> {
+        let _ = (view, evaluation);
+        Ok(Control::Continue)
+    }
+
+    /// After every finished epoch (and its evaluation).
+    ///
+    /// # Errors
+    /// As [`Observer::on_update`].
+    fn on_epoch_end(&mut self, view: &RunView<'_, F>) -> Result<Control> {
+        let _ = view;
+        Ok(Control::Continue)
+    }
+
+    /// Once, when the run ends without error (finished or stopped).
+    ///
+    /// # Errors
+    /// As [`Observer::on_update`].
+    fn on_finish(&mut self, view: &RunView<'_, F>) -> Result<()> {
+        let _ = view;
+        Ok(())
+    }
+}
+
+/// Stops the run once it has made this many updates in total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopAfter(pub u64);
+
+impl<F: Float> Observer<F> for StopAfter {
+    fn on_update(&mut self, _: &RunView<'_, F>, report: &UpdateReport) -> Result<Control> {
+        Ok(if report.update >= self.0 {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
+    }
+}
+
+/// Stops the run when the watched loss ([`Evaluation::watched`]: validation, else
+/// training) has not improved on its best for `patience` evaluations in a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyStop {
+    patience: usize,
+    best: f64,
+    since_best: usize,
+}
+
+impl EarlyStop {
+    /// Stops after `patience ≥ 1` evaluations without improvement.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a patience of zero.
+    pub fn new(patience: usize) -> Result<Self> {
+        if patience == 0 {
+            return Err(Error::config("patience", "must be at least 1 evaluation"));
+        }
+        Ok(EarlyStop {
+            patience,
+            best: f64::INFINITY,
+            since_best: 0,
+        })
+    }
+}
+
+impl<F: Float> Observer<F> for EarlyStop {
+    fn on_evaluation(&mut self, _: &RunView<'_, F>, evaluation: &Evaluation) -> Result<Control> {
+        let Some(loss) = evaluation.watched() else {
+            return Ok(Control::Continue);
+        };
+        if loss < self.best {
+            self.best = loss;
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        Ok(if self.since_best >= self.patience {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
+    }
+}
+
+/// Writes one CSV row per evaluation: `update,epoch,tokens,train_loss,train_perplexity,
+/// valid_loss,valid_perplexity,learning_rate,tokens_per_s` (empty cells where a value is
+/// absent), with a header first.
+#[derive(Debug)]
+pub struct LossLog<W: Write> {
+    out: W,
+    header_written: bool,
+}
+
+impl<W: Write> LossLog<W> {
+    /// The columns, in order.
+    pub const HEADER: &'static str = "update,epoch,tokens,train_loss,train_perplexity,valid_loss,valid_perplexity,learning_rate,tokens_per_s";
+
+    /// A log writing to `out` (a file, a buffer).
+    pub fn new(out: W) -> Self {
+        LossLog {
+            out,
+            header_written: false,
+        }
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn write_row(&mut self, e: &Evaluation) -> std::io::Result<()> {
+        if !self.header_written {
+            writeln!(self.out, "{}", Self::HEADER)?;
+            self.header_written = true;
+        }
+        let cell = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+        writeln!(
+            self.out,
+            "{},{},{},{},{},{},{},{:e},{:.1}",
+            e.update,
+            e.epoch,
+            e.tokens,
+            cell(e.train_loss),
+            cell(e.train_perplexity()),
+            cell(e.valid_loss),
+            cell(e.valid_perplexity()),
+            e.learning_rate,
+            e.tokens_per_s
+        )?;
+        self.out.flush()
+    }
+}
+
+impl<F: Float, W: Write> Observer<F> for LossLog<W> {
+    fn on_evaluation(&mut self, _: &RunView<'_, F>, evaluation: &Evaluation) -> Result<Control> {
+        self.write_row(evaluation)
+            .map_err(|e| Error::io("loss log", e))?;
+        Ok(Control::Continue)
+    }
+}
