@@ -58,7 +58,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use recur::data::{from_bits, AdditionSample, AdditionSampler};
 use recur::optim::OptimizerConfig;
 use recur::prelude::*;
-use recur::{Error, Result};
+use recur::{Error, Result, RunView};
 use serde::Serialize;
 
 /// Accuracy is reported over this many final training problems.
@@ -295,37 +295,82 @@ fn train<A: Activation<f64>>(config: &Config, activation: A) -> Result<Summary> 
     })
 }
 
-/// The training loop: one problem, one update.
+/// Training with the shared loop: one epoch of `iterations` problems, one update each,
+/// and an observer that prints the classic report and counts the last problems' sums.
 fn learn<A: Activation<f64>>(
     config: &Config,
     network: &mut Network<A>,
     trainer: &mut Trainer<f64, Elman<f64, A>>,
 ) -> Result<Tally> {
-    let mut problems = sampler(config.bits, config.seed ^ TRAIN_STREAM)?;
-    let (mut x, mut y) = buffers(config.bits, 1);
-    let mut tally = Tally::new(config.iterations);
-    for i in 0..config.iterations {
-        let problem = problems.sample();
-        encode(std::slice::from_ref(&problem), &mut x, &mut y);
-        let due = (i + 1) % config.print_every == 0;
-        let batch = SeqBatch {
-            inputs: SeqInput::Dense(x.view()),
-            targets: SeqTargets::Dense(y.view()),
-        };
-        trainer.train_batch(network, &LOSS, batch, None)?;
-        if due || tally.is_recent(i) {
-            // The engine keeps the logits of the forward pass it trained on, computed before
-            // the update: the prediction before learning, as in the classic program, so
-            // accuracy is on unseen data (and no second forward pass is needed).
-            let y_hat = outputs(trainer.engine().logits(), config.bits as usize, 1)?;
-            let seen = report(i + 1, &problem, y_hat.view())?;
-            if due && !config.quiet {
+    let mut sampler = sampler(config.bits, config.seed ^ TRAIN_STREAM)?;
+    let problems: Vec<AdditionSample> = (0..config.iterations).map(|_| sampler.sample()).collect();
+    let (x, y) = buffers(config.bits, 1);
+    let mut data = Problems {
+        problems: &problems,
+        x,
+        y,
+    };
+    let mut reporter = Reporter {
+        config,
+        problems: &problems,
+        tally: Tally::new(config.iterations),
+    };
+    let fit = Fit::epochs(1).observe(&mut reporter);
+    trainer.fit(network, &LOSS, &mut data, fit, &mut RunState::default())?;
+    Ok(reporter.tally)
+}
+
+/// The training problems as the loop's batches: problem `i` is batch `i`.
+struct Problems<'a> {
+    problems: &'a [AdditionSample],
+    x: Array3<f64>,
+    y: Array3<f64>,
+}
+
+impl Batches<f64> for Problems<'_> {
+    fn len(&self) -> usize {
+        self.problems.len()
+    }
+
+    fn get(&mut self, _epoch: usize, index: usize) -> Result<SeqBatch<'_, f64>> {
+        let problem = self.problems.get(index).ok_or_else(|| {
+            Error::config("problem index", format!("{index} is past the last problem"))
+        })?;
+        encode(std::slice::from_ref(problem), &mut self.x, &mut self.y);
+        Ok(SeqBatch {
+            inputs: SeqInput::Dense(self.x.view()),
+            targets: SeqTargets::Dense(self.y.view()),
+        })
+    }
+}
+
+/// Prints the classic report every `print_every` problems and counts exact sums over the
+/// last ones.
+struct Reporter<'a> {
+    config: &'a Config,
+    problems: &'a [AdditionSample],
+    tally: Tally,
+}
+
+impl Observer<f64> for Reporter<'_> {
+    fn on_update(&mut self, view: &RunView<'_, f64>, update: &UpdateReport) -> Result<Control> {
+        let i = (update.update - 1) as usize;
+        let due = (i + 1).is_multiple_of(self.config.print_every);
+        if due || self.tally.is_recent(i) {
+            // The logits of the pass the update was computed from: the prediction before
+            // learning, as in the classic program, so accuracy is on unseen data.
+            let logits = view
+                .logits
+                .ok_or_else(|| Error::config("logits", "missing"))?;
+            let y_hat = outputs(logits, self.config.bits as usize, 1)?;
+            let seen = report(i + 1, &self.problems[i], y_hat.view())?;
+            if due && !self.config.quiet {
                 println!("{seen}");
             }
-            tally.record(i, seen, due);
+            self.tally.record(i, seen, due);
         }
+        Ok(Control::Continue)
     }
-    Ok(tally)
 }
 
 /// Exact sums over the last [`RECENT_WINDOW`] problems, and the periodic reports.

@@ -208,30 +208,56 @@ pub fn run(seed: u64, updates: usize) -> Result<Outcome> {
     let gradient_error =
         gradient_check(&mut model, &loss, probe, Reduction::Mean, 1e-5, 1)?.max_relative_error();
 
+    // Train with the shared loop: `updates` fresh batches, a held-out batch evaluated
+    // before and after.
     let (x_test, y_test) = majority_batch(40, 32, 3, &mut rng);
-    let test = SeqBatch {
-        inputs: SeqInput::Dense(x_test.view()),
-        targets: SeqTargets::Dense(y_test.view()),
+    let mut train = Majority {
+        fresh: Some(seed),
+        batches: updates,
+        data: (Array3::zeros((0, 0, 0)), Array3::zeros((0, 0, 0))),
+    };
+    let mut test = Majority {
+        fresh: None,
+        batches: 1,
+        data: (x_test.clone(), y_test.clone()),
     };
     let optimizer = Box::new(recur::Adam::new(0.02, 0.9, 0.999, 1e-8)?);
     let mut trainer = Trainer::new(&model, Truncation::chunked(10)?, Reduction::Mean, optimizer);
-    let loss_before = trainer.evaluate(&model, &loss, test)?.mean();
-    for _ in 0..updates {
-        let (x, y) = majority_batch(30, 16, 3, &mut rng);
-        let batch = SeqBatch {
-            inputs: SeqInput::Dense(x.view()),
-            targets: SeqTargets::Dense(y.view()),
-        };
-        trainer.train_batch(&mut model, &loss, batch, None)?;
-    }
-    let loss_after = trainer.evaluate(&model, &loss, test)?.mean();
-    let accuracy = accuracy(&model, &x_test, &y_test)?;
+    let mut state = RunState::default();
+    let fit = Fit::epochs(1).validate_on(&mut test);
+    trainer.fit(&mut model, &loss, &mut train, fit, &mut state)?;
+    let valid = |i: usize| state.evaluations[i].valid_loss.unwrap_or(f64::NAN);
     Ok(Outcome {
         gradient_error,
-        loss_before,
-        loss_after,
-        accuracy,
+        loss_before: valid(0),
+        loss_after: valid(state.evaluations.len() - 1),
+        accuracy: accuracy(&model, &x_test, &y_test)?,
     })
+}
+
+/// Batches of the majority task: with a `fresh` seed, batch `i` is 30 steps × 16 sequences
+/// drawn with a seed made from it and `i`; without, the one batch held in `data`.
+struct Majority {
+    fresh: Option<u64>,
+    batches: usize,
+    data: (Array3<f64>, Array3<f64>),
+}
+
+impl Batches<f64> for Majority {
+    fn len(&self) -> usize {
+        self.batches
+    }
+
+    fn get(&mut self, _epoch: usize, index: usize) -> Result<SeqBatch<'_, f64>> {
+        if let Some(seed) = self.fresh {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) ^ index as u64);
+            self.data = majority_batch(30, 16, 3, &mut rng);
+        }
+        Ok(SeqBatch {
+            inputs: SeqInput::Dense(self.data.0.view()),
+            targets: SeqTargets::Dense(self.data.1.view()),
+        })
+    }
 }
 
 fn accuracy<C: Cell<f64>>(model: &Model<f64, C>, x: &Array3<f64>, y: &Array3<f64>) -> Result<f64> {

@@ -52,8 +52,9 @@ pub use recur_loss as loss;
 pub use recur_optim as optim;
 
 pub use recur_bptt::{
-    gradient_check, Bptt, Gradients, LossReport, Model, Predictor, SeqBatch, SeqInput, SeqTargets,
-    Trainer, Truncation, UpdateReport,
+    gradient_check, mean_loss, Batches, Bptt, Control, EarlyStop, EvaluateEvery, Evaluation, Fit,
+    Gradients, LossLog, LossReport, Model, Observer, Predictor, RunState, RunView, SeqBatch,
+    SeqInput, SeqTargets, StopAfter, TokenBatches, Trainer, Truncation, UpdateReport,
 };
 pub use recur_cell::{
     Cell, Elman, ElmanConfig, Init, Linear, LinearConfig, Pair, Readout, Stack, StepDeltas,
@@ -70,7 +71,8 @@ pub use recur_optim::{
 /// Everything a training script usually needs, in one import.
 pub mod prelude {
     pub use recur_bptt::{
-        Bptt, Model, Predictor, SeqBatch, SeqInput, SeqTargets, Trainer, Truncation, UpdateReport,
+        Batches, Bptt, Control, Fit, Model, Observer, Predictor, RunState, SeqBatch, SeqInput,
+        SeqTargets, Trainer, Truncation, UpdateReport,
     };
     pub use recur_cell::{
         Activation, Cell, Elman, ElmanConfig, Identity, Init, Input, LeakyRelu, Linear,

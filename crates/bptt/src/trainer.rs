@@ -302,6 +302,11 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
         self.stepper.optimizer.as_ref()
     }
 
+    /// The engine (with the logits of the last batch) and the optimizer, at once.
+    pub(crate) fn engine_and_optimizer(&mut self) -> (&Bptt<F, C, R>, &mut dyn Optimizer<F>) {
+        (&self.engine, self.stepper.optimizer.as_mut())
+    }
+
     /// The optimizer, writable (learning-rate schedules act on it).
     pub fn optimizer_mut(&mut self) -> &mut dyn Optimizer<F> {
         self.stepper.optimizer.as_mut()

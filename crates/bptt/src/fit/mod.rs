@@ -189,14 +189,14 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
             if run.fit.evaluate_every == EvaluateEvery::Epoch {
                 control = run.evaluate(model, self.optimizer_mut())?;
             }
-            let view = view(run.state, model, self.optimizer());
+            let view = view(run.state, model, self.optimizer(), None);
             control = control.and(notify(&mut run.fit.observers, |o| o.on_epoch_end(&view))?);
         }
         let due = matches!(run.fit.evaluate_every, EvaluateEvery::Updates(_));
         if control == Control::Continue && due && run.running.1 > 0 {
             run.evaluate(model, self.optimizer_mut())?;
         }
-        let view = view(run.state, model, self.optimizer());
+        let view = view(run.state, model, self.optimizer(), None);
         for observer in &mut run.fit.observers {
             observer.on_finish(&view)?;
         }
@@ -222,14 +222,15 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
                 let loss = run.loss;
                 let mut after =
                     |model: &Model<F, C, R>, opt: &mut dyn Optimizer<F>, r: &UpdateReport| {
-                        run.after_update(model, opt, r)
+                        run.after_update(model, opt, None, r)
                     };
                 let (state, control) = self.stream_with(model, loss, batch, initial, &mut after)?;
                 run.carried = Some(state);
                 control
             } else {
                 let report = self.train_batch(model, run.loss, batch, None)?;
-                run.after_update(model, self.optimizer_mut(), &report)?
+                let (engine, optimizer) = self.engine_and_optimizer();
+                run.after_update(model, optimizer, Some(engine.logits()), &report)?
             };
             if control == Control::Stop {
                 // A streamed batch restarts on resume; a finished batch does not.
@@ -251,6 +252,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
         &mut self,
         model: &Model<F, C, R>,
         optimizer: &mut dyn Optimizer<F>,
+        logits: Option<ndarray::ArrayView2<'_, F>>,
         report: &UpdateReport,
     ) -> Result<Control> {
         self.state.updates = report.update;
@@ -264,7 +266,8 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
                 control = self.evaluate(model, optimizer)?;
             }
         }
-        let view = view(self.state, model, optimizer);
+        let logits = logits.map(|l| l.reborrow());
+        let view = view(self.state, model, optimizer, logits);
         Ok(control.and(notify(&mut self.fit.observers, |o| {
             o.on_update(&view, report)
         })?))
@@ -297,21 +300,23 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
         self.state.evaluations.push(evaluation);
         self.running = (0.0, 0);
         self.since = (self.state.tokens, std::time::Instant::now());
-        let view = view(self.state, model, optimizer);
+        let view = view(self.state, model, optimizer, None);
         notify(&mut self.fit.observers, |o| {
             o.on_evaluation(&view, &evaluation)
         })
     }
 }
 
-/// What observers see now.
+/// What observers see now (`logits` only right after a batch update).
 fn view<'v, F: Float, C: Cell<F>, R: Readout<F>>(
     state: &'v RunState,
     model: &'v Model<F, C, R>,
     optimizer: &'v dyn Optimizer<F>,
+    logits: Option<ndarray::ArrayView2<'v, F>>,
 ) -> RunView<'v, F> {
     RunView {
         params: model,
+        logits,
         optimizer,
         state,
     }

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use ndarray::ArrayView2;
 use recur_core::{Error, Float, ParamSet, Result};
 use recur_optim::Optimizer;
 
@@ -33,11 +34,15 @@ impl Control {
 }
 
 /// What an observer sees of the run: the model's parameters (named by path), the
-/// optimizer and where the run stands.
+/// optimizer, where the run stands, and the logits of the batch just trained on.
 #[derive(Clone, Copy)]
 pub struct RunView<'a, F> {
     /// The model's parameters.
     pub params: &'a dyn ParamSet<F>,
+    /// After an update from a (non-streamed) batch, the logits of its forward pass, computed
+    /// before the update (row `t·batch + b`): what the model predicted for data it had not
+    /// yet learned from. `None` otherwise.
+    pub logits: Option<ArrayView2<'a, F>>,
     /// The optimizer (its state is what a checkpoint saves).
     pub optimizer: &'a dyn Optimizer<F>,
     /// Counters, position, evaluations and schedule.

@@ -1,0 +1,223 @@
+//! A language model in the style of the classic tanh-RNN tutorial, done with recur.
+//!
+//! **Word level (default).** Sentences are tokenised, wrapped in `SENTENCE_START` /
+//! `SENTENCE_END`, and the most frequent words (default 8000, capped at what the corpus has)
+//! form the vocabulary; the rest become `UNKNOWN_TOKEN`. The model is `Elman<F, Tanh>` with
+//! hidden size 100 and a linear readout with softmax cross-entropy. It is trained with plain
+//! SGD (learning rate 0.005) on one sentence per update, `per_output(4)` truncation (the
+//! tutorial's `bptt_truncate = 4`) and summed losses, and the learning rate is halved when the
+//! validation loss goes up. At the end it plots the loss curves and generates sentences.
+//!
+//! **Character level (`--level char`).** The vocabulary is the characters seen. Training
+//! streams over the whole text with the hidden state carried on, back-propagating every 25
+//! characters (`chunked:25`), with Adagrad and clipping, in the style of the classic minimal
+//! character RNN.
+//!
+//! The last 10 % of the data (`--valid-fraction`) is held out: never trained on, it gives
+//! the validation loss and perplexity of every evaluation.
+//!
+//! The program is the shared training loop (`Trainer::fit`) with observers: a progress
+//! bar (`progress.rs`), the CSV log when asked for, and a stop after `--stop-after` updates.
+//! Each file is one concept: `config.rs` (the command line), `text.rs` (corpus, vocabulary,
+//! split), `session.rs` (model, optimizer, checkpoints), `progress.rs`, `plot.rs`,
+//! `generate.rs`.
+//!
+//! ```text
+//! cargo run --release --example language_model                       # embedded corpus
+//! cargo run --release --example language_model -- --corpus ../shared/data/reddit-comments-2015-08.csv --vocab 2000
+//! cargo run --release --example language_model -- --level char --corpus ../shared/data/tinyshakespeare.txt
+//! cargo run --release --example language_model -- --save lm.safetensors   # then --resume lm.safetensors
+//! ```
+
+use std::error::Error as StdError;
+use std::time::Instant;
+
+use clap::Parser;
+use recur::io::Checkpoint;
+use recur::prelude::*;
+use recur::{mean_loss, EvaluateEvery, Fit, Observer, StopAfter, TokenBatches};
+use serde::Serialize;
+
+mod config;
+mod generate;
+mod plot;
+mod progress;
+mod session;
+mod text;
+
+pub use config::{Config, Dtype, Level};
+
+/// Errors of this program: the library's, the data crate's, I/O, JSON, plotting.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// What a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Loss per token before training (validation, or training data without a validation
+    /// share), or at the first evaluation of a resumed run.
+    pub initial_loss: f64,
+    /// The same loss after training, evaluated anew.
+    pub final_loss: f64,
+    /// Every evaluation of the run, resumed parts included.
+    pub evaluations: Vec<recur::Evaluation>,
+    /// Updates made in total (including those before a resume).
+    pub updates: u64,
+    /// Training tokens per second of this run.
+    pub tokens_per_s: f64,
+    /// Generated sentences or samples.
+    pub generated: Vec<String>,
+}
+
+fn main() {
+    let config = Config::parse();
+    match run(&config) {
+        Ok(summary) => {
+            for line in &summary.generated {
+                println!("{line}");
+            }
+            let json = serde_json::json!({
+                "vocab_size": summary.vocab_size,
+                "initial_loss": summary.initial_loss,
+                "final_loss": summary.final_loss,
+                "updates": summary.updates,
+                "tokens_per_s": summary.tokens_per_s,
+            });
+            println!("{json}");
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Runs the whole program for `config`.
+///
+/// # Errors
+/// Bad input (missing file, empty corpus, CSV without `body`, a checkpoint of another
+/// shape or vocabulary) and training failures, as errors.
+pub fn run(config: &Config) -> Result<Summary, BoxError> {
+    match config.dtype {
+        Dtype::F32 => run_typed::<f32>(config),
+        Dtype::F64 => run_typed::<f64>(config),
+    }
+}
+
+fn run_typed<F: Float>(config: &Config) -> Result<Summary, BoxError> {
+    let resumed = config
+        .resume
+        .as_deref()
+        .map(Checkpoint::<F>::load)
+        .transpose()?;
+    let documents = text::load(config)?;
+    let vocab = match &resumed {
+        Some(checkpoint) => session::saved_vocab(checkpoint)?,
+        None => text::vocabulary(config, &documents)?,
+    };
+    let mut split = text::split(config, &documents, &vocab)?;
+    let session::Session {
+        mut model,
+        optimizer,
+        mut progress,
+    } = match &resumed {
+        Some(checkpoint) => session::restore::<F>(config, checkpoint, vocab.len())?,
+        None => session::fresh::<F>(config, vocab.len())?,
+    };
+    let truncation = config.truncation.unwrap_or(match config.level {
+        Level::Word => Truncation::per_output(4)?,
+        Level::Char => Truncation::chunked(25)?,
+    });
+    let default_clip = match config.level {
+        Level::Word => Clip::None,
+        Level::Char => Clip::Value(5.0),
+    };
+    let mut trainer = Trainer::new(&model, truncation, config.reduction.into(), optimizer)
+        .with_clip(config.clip.unwrap_or(default_clip));
+
+    let started = Instant::now();
+    let tokens_before = progress.run.tokens;
+    train(
+        config,
+        &mut trainer,
+        &mut model,
+        &mut progress.run,
+        &mut split,
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let held_out = !Batches::<F>::is_empty(&split.valid);
+    let measured = if held_out {
+        &mut split.valid
+    } else {
+        &mut split.train
+    };
+    let mut engine = Bptt::new(Truncation::full(), config.reduction.into());
+    let final_loss = mean_loss(&mut engine, &model, &SoftmaxCrossEntropy, measured)?;
+    if let Some(path) = &config.save {
+        session::save(path, &model, trainer.optimizer(), &progress, &vocab)?;
+        if !config.quiet {
+            println!("saved checkpoint to {}", path.display());
+        }
+    }
+    if let Some(path) = &config.export {
+        recur::io::export_safetensors(&model, path)?;
+    }
+    plot::loss_curves(&config.plot, &progress.run.evaluations)?;
+    let generated = generate::generate(config, &model, &vocab)?;
+    let evaluations = progress.run.evaluations.clone();
+    Ok(Summary {
+        vocab_size: vocab.len(),
+        initial_loss: evaluations
+            .first()
+            .and_then(|e| e.watched())
+            .unwrap_or(final_loss),
+        final_loss,
+        evaluations,
+        updates: trainer.updates(),
+        tokens_per_s: (trainer.tokens() - tokens_before) as f64 / seconds.max(1e-9),
+        generated,
+    })
+}
+
+/// Trains with the shared loop: validation on the held-out split, a progress bar, and a
+/// stop after `--stop-after` updates.
+fn train<F: Float>(
+    config: &Config,
+    trainer: &mut Trainer<F, Elman<F, Tanh>>,
+    model: &mut session::LanguageModel<F>,
+    run: &mut recur::RunState,
+    split: &mut text::Split,
+) -> Result<(), BoxError> {
+    let updates_per_epoch = match config.level {
+        Level::Word => Batches::<F>::len(&split.train) as u64,
+        Level::Char => {
+            let stride = trainer.engine().truncation().stride().ok_or(
+                "character-level streaming needs a truncation with a stride (chunked, per-output or bptt:H:H')",
+            )?;
+            split.train.tokens().div_ceil(stride) as u64
+        }
+    };
+    let unit = match config.level {
+        Level::Word => "word",
+        Level::Char => "char",
+    };
+    let total = updates_per_epoch * config.epochs as u64;
+    let mut progress = progress::Progress::new(total, run.updates, unit, config.quiet);
+    let mut stop = StopAfter(config.stop_after.unwrap_or(u64::MAX));
+    let evaluate_every = match config.evaluate_every {
+        0 => EvaluateEvery::Epoch,
+        n => EvaluateEvery::Updates(n),
+    };
+    let mut fit = Fit::epochs(config.epochs)
+        .evaluate_every(evaluate_every)
+        .observe(&mut progress as &mut dyn Observer<F>)
+        .observe(&mut stop);
+    if !Batches::<F>::is_empty(&split.valid) {
+        fit = fit.validate_on(&mut split.valid as &mut dyn Batches<F>);
+    }
+    let train: &mut TokenBatches = &mut split.train;
+    trainer.fit(model, &SoftmaxCrossEntropy, train, fit, run)?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! A model with its optimizer and where its training stands: built fresh, restored from a
+//! checkpoint, or saved to one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rand::{rngs::StdRng, SeedableRng};
+use recur::io::Checkpoint;
+use recur::optim::{OptimizerConfig, Schedule};
+use recur::prelude::*;
+use recur::RunState;
+use serde::{Deserialize, Serialize};
+
+use super::config::{Config, Dtype, Level};
+use super::text::Vocab;
+use super::BoxError;
+
+/// The language model: a tanh Elman cell and a linear readout.
+pub type LanguageModel<F> = Model<F, Elman<F, Tanh>>;
+
+/// What a checkpoint holds besides the weights and the optimizer: the settings that shape
+/// the model and where the run stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Progress {
+    /// Word or character level.
+    pub level: Level,
+    /// Scalar type.
+    pub dtype: Dtype,
+    /// Hidden units.
+    pub hidden: usize,
+    /// The run's seed.
+    pub seed: u64,
+    /// Counters, position in the data, evaluations, schedule.
+    pub run: RunState,
+}
+
+/// A model, its optimizer and its progress.
+pub struct Session<F: Float> {
+    /// The model.
+    pub model: LanguageModel<F>,
+    /// The optimizer.
+    pub optimizer: Box<dyn Optimizer<F>>,
+    /// Where the run stands.
+    pub progress: Progress,
+}
+
+/// A new model for `vocab_size` ids, seeded by `--seed`.
+pub fn fresh<F: Float>(config: &Config, vocab_size: usize) -> Result<Session<F>, BoxError> {
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let cell = ElmanConfig::new(vocab_size, config.hidden).init(Tanh, &mut rng)?;
+    let readout = LinearConfig::new(config.hidden, vocab_size).init(&mut rng)?;
+    let optimizer = config.optimizer.unwrap_or(match config.level {
+        Level::Word => OptimizerConfig::Sgd { lr: 0.005 },
+        Level::Char => "adagrad:0.1".parse()?,
+    });
+    let progress = Progress {
+        level: config.level,
+        dtype: config.dtype,
+        hidden: config.hidden,
+        seed: config.seed,
+        run: RunState::with_schedule(Schedule::halve_on_plateau()),
+    };
+    Ok(Session {
+        model: Model::new(cell, readout)?,
+        optimizer: optimizer.build()?,
+        progress,
+    })
+}
+
+fn metadata<'a, F>(checkpoint: &'a Checkpoint<F>, key: &str) -> Result<&'a str, BoxError> {
+    checkpoint
+        .metadata
+        .get(key)
+        .map(String::as_str)
+        .ok_or_else(|| {
+            format!("the checkpoint has no '{key}' entry: not written by this program").into()
+        })
+}
+
+/// The vocabulary saved in a checkpoint.
+pub fn saved_vocab<F>(checkpoint: &Checkpoint<F>) -> Result<Vocab, BoxError> {
+    Ok(serde_json::from_str(metadata(checkpoint, "vocab")?)?)
+}
+
+/// The model, optimizer and progress saved in a checkpoint.
+pub fn restore<F: Float>(
+    config: &Config,
+    checkpoint: &Checkpoint<F>,
+    vocab_size: usize,
+) -> Result<Session<F>, BoxError> {
+    let progress: Progress = serde_json::from_str(metadata(checkpoint, "progress")?)?;
+    if progress.level != config.level {
+        return Err(format!(
+            "the checkpoint is a {:?}-level model; pass --level {}",
+            progress.level,
+            format!("{:?}", progress.level).to_lowercase()
+        )
+        .into());
+    }
+    let mut shape = config.clone();
+    shape.hidden = progress.hidden;
+    let mut session = fresh::<F>(&shape, vocab_size)?;
+    checkpoint.restore(&mut session.model)?;
+    session.optimizer = checkpoint
+        .optimizer
+        .clone()
+        .ok_or("the checkpoint holds no optimizer state")?
+        .into_optimizer()?;
+    session.progress = progress;
+    Ok(session)
+}
+
+/// Saves the session (atomically) with its vocabulary.
+pub fn save<F: Float>(
+    path: &Path,
+    params: &dyn ParamSet<F>,
+    optimizer: &dyn Optimizer<F>,
+    progress: &Progress,
+    vocab: &Vocab,
+) -> Result<(), BoxError> {
+    let mut metadata = BTreeMap::new();
+    metadata.insert("progress".to_owned(), serde_json::to_string(progress)?);
+    metadata.insert("vocab".to_owned(), serde_json::to_string(vocab)?);
+    Checkpoint::capture(params, Some(optimizer.state()), metadata).save(path)?;
+    Ok(())
+}
