@@ -29,7 +29,7 @@
 //! ```
 //!
 //! recur has no such line for this network: it is one step of the engine's backward sweep,
-//! the same for every cell (`crates/bptt/src/engine.rs`, `Bptt::sweep`):
+//! the same for every cell (`crates/bptt/src/engine/sweep.rs`, `Bptt::sweep`):
 //! - `layer_2_delta·W_1ᵀ` is `d_hidden`, the gradient reaching `h_t` from the output at the
 //!   same step, computed for all steps at once by `Linear::backward` (`d_h = d_logits·W_hyᵀ`);
 //! - `future_layer_1_delta·W_hᵀ` is the carried stack: `d_prev = dz_{t+1}·W_hhᵀ`, written by
