@@ -8,11 +8,11 @@
 //!
 //! | module | crate | what it holds |
 //! |---|---|---|
-//! | [`core`] | `recur-core` | [`Float`], [`ParamSet`], [`Input`], [`Error`], activations; `core::linalg` (matrix products) |
-//! | [`cell`] | `recur-cell` | the [`Cell`] trait, [`Elman`], the [`Linear`] readout, [`Init`] |
+//! | [`core`] | `recur-core` | [`Float`], [`ParamSet`] (slots named by path) and [`param_set!`], [`Input`], [`Error`], activations; `core::linalg` (matrix products) |
+//! | [`cell`] | `recur-cell` | the [`Cell`] and [`Readout`] traits, [`Elman`], [`Stack`] and [`Pair`] of cells, the [`Linear`] readout, [`Init`]; `cell::step` helpers for new cells |
 //! | [`loss`] | `recur-loss` | [`Loss`], [`SoftmaxCrossEntropy`], [`MeanSquaredError`], [`SigmoidBinaryCrossEntropy`] |
 //! | [`optim`] | `recur-optim` | [`Optimizer`], [`Sgd`], [`Momentum`], [`Adagrad`], [`RmsProp`], [`Adam`], clipping, schedules |
-//! | [`bptt`] | `recur-bptt` | [`Bptt`], [`Truncation`], [`Trainer`], [`Model`], [`gradient_check`] |
+//! | [`bptt`] | `recur-bptt` | [`Bptt`], [`Truncation`], [`Trainer`] and its loop [`Trainer::fit`] with [`Observer`]s, [`Model`], [`gradient_check`] |
 //! | [`io`] | `recur-io` | checkpoints (atomic, bit-exact) and safetensors weight export |
 //! | [`data`] | `recur-data` | corpora, tokenising, vocabularies, binary-addition samples |
 //!

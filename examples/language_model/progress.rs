@@ -48,7 +48,7 @@ impl<F: Float> Observer<F> for Progress {
                 l.map_or("-".to_string(), |l| format!("{l:.4} (ppl {:.1})", l.exp()))
             };
             let line = format!(
-                "update {} (epoch {}): train {}, valid {}, lr {:e}, {:.0} {}s/s",
+                "update {} (epoch {}): train {}, valid {}, lr {:.3e}, {:.0} {}s/s",
                 e.update,
                 e.epoch,
                 loss(e.train_loss),

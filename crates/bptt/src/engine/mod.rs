@@ -181,12 +181,22 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
         batch: SeqBatch<'_, F>,
         initial: Option<ArrayView2<'_, F>>,
     ) -> Result<LossReport> {
+        let steps = self.forward_batch(model, batch, initial)?;
+        self.outputs(model, loss, batch.targets, steps, None)
+    }
+
+    /// [`Bptt::forward`] over a batch whose targets are then checked against the steps run.
+    fn forward_batch(
+        &mut self,
+        model: &Model<F, C, R>,
+        batch: SeqBatch<'_, F>,
+        initial: Option<ArrayView2<'_, F>>,
+    ) -> Result<Steps> {
         self.forward(model, batch.inputs, initial)?;
         let steps = Steps::whole(self.ws.seq_len);
-        batch
-            .targets
-            .check(steps.to, self.ws.batch, model.readout().output_size())?;
-        self.outputs(model, loss, batch.targets, steps, None)
+        let outputs = model.readout().output_size();
+        batch.targets.check(steps.to, self.ws.batch, outputs)?;
+        Ok(steps)
     }
 
     /// Forward pass, loss and truncated backward pass; *adds* the gradient to `grads`.
@@ -215,11 +225,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
         mode: ReadoutGrad,
     ) -> Result<LossReport> {
         recur_core::params::check_same_layout(model, grads)?;
-        self.forward(model, batch.inputs, initial)?;
-        let steps = Steps::whole(self.ws.seq_len);
-        batch
-            .targets
-            .check(steps.to, self.ws.batch, model.readout().output_size())?;
+        let steps = self.forward_batch(model, batch, initial)?;
         self.truncation.passes(steps.to, &mut self.ws.passes);
         let readout = Some((&mut grads.readout, mode));
         let report = self.outputs(model, loss, batch.targets, steps, readout)?;
