@@ -62,6 +62,15 @@ pub trait Cell<F: Float>: Send + Sync + Debug {
     /// An empty cache for a batch of `batch` rows, to be filled by [`Cell::forward`].
     fn new_cache(&self, batch: usize) -> Self::Cache;
 
+    /// Tells a step's cache, before [`Cell::forward`], whether the step is part of
+    /// training (a backward pass will follow) or of evaluation and generation. A cell whose
+    /// forward pass differs between the two, as a [`Stack`](crate::Stack) with dropout
+    /// does, keeps the flag in its cache; the default ignores it. The engine calls this
+    /// for every step; a cell is in evaluation mode unless told otherwise.
+    fn set_training(&self, cache: &mut Self::Cache, training: bool) {
+        let _ = (cache, training);
+    }
+
     /// A zero state for `batch` sequences, shape `[batch, state_size]`.
     fn zero_state(&self, batch: usize) -> Array2<F> {
         Array2::zeros((batch, self.state_size()))

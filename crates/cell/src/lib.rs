@@ -57,4 +57,4 @@ pub use linear::{Linear, LinearConfig, LinearParams};
 pub use readout::Readout;
 pub use recur_core::activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Softsign, Tanh};
 pub use recur_core::{Error, Float, Input, ParamSet, Result};
-pub use stack::{Pair, PairParams, Stack, StackCache, StackParams};
+pub use stack::{Dropped, Pair, PairParams, Stack, StackCache, StackParams};

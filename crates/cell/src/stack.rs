@@ -10,8 +10,10 @@
 //! [`StepDeltas::d_x`]: it adds), so no scratch buffer is needed.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
-use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use recur_core::params::{concat_count, concat_slot, concat_slot_mut, concat_write_path};
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 
@@ -46,7 +48,8 @@ impl LayerPlace {
         places
     }
 
-    /// Runs `layer`'s forward step on its columns of `next`.
+    /// Runs `layer`'s forward step on its columns of `next`; with `dropout`, on the output
+    /// of the layer below with units dropped.
     fn forward<F: Float, C: Cell<F>>(
         &self,
         layer: &C,
@@ -54,49 +57,172 @@ impl LayerPlace {
         prev: ArrayView2<'_, F>,
         next: &mut ArrayViewMut2<'_, F>,
         cache: &mut C::Cache,
+        dropout: Option<(&Dropout, &mut Dropped<F>)>,
     ) -> Result<()> {
         let (lower, mut own) = next.view_mut().split_at(Axis(1), self.state.start);
         let own = own.slice_mut(s![.., ..self.state.len()]);
         let prev = prev.slice(s![.., self.state.clone()]);
-        match &self.input {
-            None => layer.forward(x, prev, own, cache),
-            Some(cols) => {
+        match (&self.input, dropout) {
+            (None, _) => layer.forward(x, prev, own, cache),
+            (Some(cols), None) => {
                 let below = lower.slice(s![.., cols.clone()]);
                 layer.forward(Input::Dense(below), prev, own, cache)
+            }
+            (Some(cols), Some((dropout, dropped))) => {
+                dropout.apply(lower.slice(s![.., cols.clone()]), dropped);
+                layer.forward(Input::Dense(dropped.input.view()), prev, own, cache)
             }
         }
     }
 
     /// Runs `layer`'s backward step on its columns of the deltas; its input gradient goes
-    /// into the `d_next` columns of the layer below (or into the stack's `d_x`).
+    /// into the `d_next` columns of the layer below (through the dropout mask, if its input
+    /// was `dropped`) or into the stack's `d_x`.
     fn backward<F: Float, C: Cell<F>>(
         &self,
         layer: &C,
         step: StepRecord<'_, F, C::Cache>,
         deltas: &mut StepDeltas<'_, F>,
         grads: &mut C::Params,
+        dropped: Option<&Dropped<F>>,
     ) -> Result<()> {
         let cols = self.state.clone();
+        let x = match (&self.input, dropped) {
+            (None, _) => step.x.reborrow(),
+            (Some(_), Some(dropped)) => Input::Dense(dropped.input.view()),
+            (Some(below), None) => {
+                Input::Dense(step.next.slice_move(s![.., below.clone()]).reborrow())
+            }
+        };
         let record = StepRecord {
-            x: match &self.input {
-                None => step.x,
-                Some(below) => Input::Dense(step.next.slice_move(s![.., below.clone()])),
-            },
-            prev: step.prev.slice_move(s![.., cols.clone()]),
-            next: step.next.slice_move(s![.., cols.clone()]),
+            x,
+            prev: step.prev.slice_move(s![.., cols.clone()]).reborrow(),
+            next: step.next.slice_move(s![.., cols.clone()]).reborrow(),
             cache: step.cache,
         };
         let (mut lower, mut own) = deltas.d_next.view_mut().split_at(Axis(1), cols.start);
-        let d_x = match &self.input {
-            None => deltas.d_x.as_mut().map(|d| d.view_mut()),
-            Some(below) => Some(lower.slice_mut(s![.., below.clone()])),
+        let mut own = own.slice_mut(s![.., ..cols.len()]);
+        let mut d_prev = deltas.d_prev.slice_mut(s![.., cols]);
+        let Some(below) = &self.input else {
+            let d_x = deltas.d_x.as_mut().map(|d| d.view_mut());
+            let layer_deltas = StepDeltas {
+                d_next: own,
+                d_prev,
+                d_x,
+            };
+            return layer.backward_stacked(record, layer_deltas, grads);
         };
+        let mut d_below = lower.slice_mut(s![.., below.clone()]);
+        let Some(dropped) = dropped else {
+            let layer_deltas = StepDeltas {
+                d_next: own,
+                d_prev,
+                d_x: Some(d_below),
+            };
+            return layer.backward_stacked(record, layer_deltas, grads);
+        };
+        // The input gradient reaches the layer below only through the kept units.
+        let mut scratch = dropped
+            .scratch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if scratch.dim() != d_below.dim() {
+            *scratch = Array2::zeros(d_below.dim());
+        } else {
+            scratch.fill(F::zero());
+        }
         let layer_deltas = StepDeltas {
-            d_next: own.slice_mut(s![.., ..cols.len()]),
-            d_prev: deltas.d_prev.slice_mut(s![.., cols]),
-            d_x,
+            d_next: own.view_mut(),
+            d_prev: d_prev.view_mut(),
+            d_x: Some(scratch.view_mut()),
         };
-        layer.backward_stacked(record, layer_deltas, grads)
+        layer.backward_stacked(record, layer_deltas, grads)?;
+        let batch = dropped.mask.nrows();
+        for (mut block, from_above) in d_below
+            .axis_chunks_iter_mut(Axis(0), batch)
+            .zip(scratch.axis_chunks_iter(Axis(0), batch))
+        {
+            Zip::from(&mut block)
+                .and(&from_above)
+                .and(&dropped.mask)
+                .for_each(|d, &g, &m| *d += g * m);
+        }
+        Ok(())
+    }
+}
+
+/// Dropout between the layers of a [`Stack`]: each unit of a layer's output is dropped from
+/// the next layer's input with probability `p`, and the kept ones are scaled by
+/// `1 / (1 − p)`; the recurrent path is left alone (Zaremba et al., 2014). Only while
+/// training (see [`Cell::set_training`]).
+#[derive(Debug)]
+struct Dropout {
+    p: f64,
+    seed: u64,
+    /// Forward passes that drew masks so far: masks are a hash of the seed, this count and
+    /// the unit, so a run draws the same masks every time.
+    draws: AtomicU64,
+}
+
+impl Clone for Dropout {
+    fn clone(&self) -> Self {
+        Dropout {
+            p: self.p,
+            seed: self.seed,
+            draws: AtomicU64::new(self.draws.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Dropout {
+    /// Draws a mask for `below` into `dropped` and writes the dropped input.
+    fn apply<F: Float>(&self, below: ArrayView2<'_, F>, dropped: &mut Dropped<F>) {
+        let draw = self.draws.fetch_add(1, Ordering::Relaxed);
+        if dropped.mask.dim() != below.dim() {
+            dropped.mask = Array2::zeros(below.dim());
+            dropped.input = Array2::zeros(below.dim());
+        }
+        let keep = F::from_f64_lossy(1.0 / (1.0 - self.p));
+        let stream = self.seed ^ draw.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for ((index, m), (x, &h)) in dropped
+            .mask
+            .iter_mut()
+            .enumerate()
+            .zip(dropped.input.iter_mut().zip(below.iter()))
+        {
+            let bits = splitmix64(stream ^ (index as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9));
+            let u = (bits >> 11) as f64 / (1u64 << 53) as f64;
+            *m = if u < self.p { F::zero() } else { keep };
+            *x = h * *m;
+        }
+    }
+}
+
+/// A 64-bit mixing function (splitmix64's finaliser): consecutive inputs give
+/// independent-looking outputs.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// One step's dropout for the input of one layer: the mask (0 or `1/(1 − p)` per unit),
+/// the dropped input the layer read, and scratch for its input gradient.
+#[derive(Debug)]
+pub struct Dropped<F> {
+    mask: Array2<F>,
+    input: Array2<F>,
+    scratch: Mutex<Array2<F>>,
+}
+
+impl<F: Float> Default for Dropped<F> {
+    fn default() -> Self {
+        Dropped {
+            mask: Array2::zeros((0, 0)),
+            input: Array2::zeros((0, 0)),
+            scratch: Mutex::new(Array2::zeros((0, 0))),
+        }
     }
 }
 
@@ -135,6 +261,7 @@ fn with_cache<'a, F: Float, K, L>(
 pub struct Stack<C> {
     layers: Vec<C>,
     places: Vec<LayerPlace>,
+    dropout: Option<Dropout>,
 }
 
 impl<C> Stack<C> {
@@ -161,7 +288,32 @@ impl<C> Stack<C> {
                 .iter()
                 .map(|l| (l.state_size(), l.hidden_offset(), l.hidden_size())),
         );
-        Ok(Stack { layers, places })
+        Ok(Stack {
+            layers,
+            places,
+            dropout: None,
+        })
+    }
+
+    /// Drops each unit of a layer's output from the next layer's input with probability
+    /// `p` while training (never on the recurrent path, never in evaluation or
+    /// generation), with masks drawn from `seed`. `p = 0` turns it off (the default).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] unless `0 ≤ p < 1`.
+    pub fn with_dropout(mut self, p: f64, seed: u64) -> Result<Self> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::config(
+                "dropout",
+                format!("{p} is not a probability below 1"),
+            ));
+        }
+        self.dropout = (p > 0.0).then(|| Dropout {
+            p,
+            seed,
+            draws: AtomicU64::new(0),
+        });
+        Ok(self)
     }
 
     /// The layers, bottom first.
@@ -198,10 +350,14 @@ pub struct StackParams<P> {
     pub layers: Vec<P>,
 }
 
-/// The per-step caches of a [`Stack`]'s layers.
+/// The per-step caches of a [`Stack`]'s layers, and its dropout state.
 #[derive(Debug)]
-pub struct StackCache<K> {
+pub struct StackCache<F, K> {
     layers: Vec<K>,
+    /// Whether this step is training (dropout applies).
+    training: bool,
+    /// Per layer above the first: the step's dropout (empty without dropout).
+    dropped: Vec<Dropped<F>>,
 }
 
 /// The prefix of layer `i`'s paths.
@@ -264,7 +420,7 @@ impl<F: Float, P: ParamSet<F>> ParamSet<F> for StackParams<P> {
 
 impl<F: Float, C: Cell<F>> Cell<F> for Stack<C> {
     type Params = StackParams<C::Params>;
-    type Cache = StackCache<C::Cache>;
+    type Cache = StackCache<F, C::Cache>;
 
     fn input_size(&self) -> usize {
         self.layers[0].input_size()
@@ -297,8 +453,21 @@ impl<F: Float, C: Cell<F>> Cell<F> for Stack<C> {
     }
 
     fn new_cache(&self, batch: usize) -> Self::Cache {
+        let dropped = match self.dropout {
+            Some(_) => (1..self.layers.len()).map(|_| Dropped::default()).collect(),
+            None => Vec::new(),
+        };
         StackCache {
             layers: self.layers.iter().map(|l| l.new_cache(batch)).collect(),
+            training: false,
+            dropped,
+        }
+    }
+
+    fn set_training(&self, cache: &mut Self::Cache, training: bool) {
+        cache.training = training;
+        for (layer, cache) in self.layers.iter().zip(&mut cache.layers) {
+            layer.set_training(cache, training);
         }
     }
 
@@ -310,8 +479,14 @@ impl<F: Float, C: Cell<F>> Cell<F> for Stack<C> {
         cache: &mut Self::Cache,
     ) -> Result<()> {
         check_forward("Stack::forward", self, x, prev, next.view())?;
-        for ((layer, place), cache) in self.layers.iter().zip(&self.places).zip(&mut cache.layers) {
-            place.forward(layer, x, prev, &mut next, cache)?;
+        let dropout = self.dropout.as_ref().filter(|_| cache.training);
+        let mut dropped = cache.dropped.iter_mut();
+        for (i, (layer, place)) in self.layers.iter().zip(&self.places).enumerate() {
+            let drop = match (dropout, i) {
+                (Some(d), 1..) => dropped.next().map(|slot| (d, slot)),
+                _ => None,
+            };
+            place.forward(layer, x, prev, &mut next, &mut cache.layers[i], drop)?;
         }
         Ok(())
     }
@@ -333,9 +508,15 @@ impl<F: Float, C: Cell<F>> Cell<F> for Stack<C> {
         grads: &mut Self::Params,
     ) -> Result<()> {
         check_deltas("Stack::backward", self, step, &deltas)?;
+        let dropout = self.dropout.is_some() && step.cache.training;
         let layers = self.layers.iter().zip(&self.places).zip(&step.cache.layers);
-        for (((layer, place), cache), grads) in layers.zip(&mut grads.layers).rev() {
-            place.backward(layer, with_cache(step, cache), &mut deltas, grads)?;
+        for (i, (((layer, place), cache), grads)) in layers.zip(&mut grads.layers).enumerate().rev()
+        {
+            let dropped = match (dropout, i) {
+                (true, 1..) => step.cache.dropped.get(i - 1),
+                _ => None,
+            };
+            place.backward(layer, with_cache(step, cache), &mut deltas, grads, dropped)?;
         }
         Ok(())
     }
@@ -487,6 +668,11 @@ impl<F: Float, A: Cell<F>, B: Cell<F>> Cell<F> for Pair<A, B> {
         (self.lower.new_cache(batch), self.upper.new_cache(batch))
     }
 
+    fn set_training(&self, cache: &mut Self::Cache, training: bool) {
+        self.lower.set_training(&mut cache.0, training);
+        self.upper.set_training(&mut cache.1, training);
+    }
+
     fn forward(
         &self,
         x: Input<'_, F>,
@@ -496,8 +682,8 @@ impl<F: Float, A: Cell<F>, B: Cell<F>> Cell<F> for Pair<A, B> {
     ) -> Result<()> {
         check_forward("Pair::forward", self, x, prev, next.view())?;
         let [lower, upper] = &self.places;
-        lower.forward(&self.lower, x, prev, &mut next, &mut cache.0)?;
-        upper.forward(&self.upper, x, prev, &mut next, &mut cache.1)
+        lower.forward(&self.lower, x, prev, &mut next, &mut cache.0, None)?;
+        upper.forward(&self.upper, x, prev, &mut next, &mut cache.1, None)
     }
 
     fn backward(
@@ -518,8 +704,8 @@ impl<F: Float, A: Cell<F>, B: Cell<F>> Cell<F> for Pair<A, B> {
         check_deltas("Pair::backward", self, step, &deltas)?;
         let [lower, upper] = &self.places;
         let upper_step = with_cache(step, &step.cache.1);
-        upper.backward(&self.upper, upper_step, &mut deltas, &mut grads.upper)?;
+        upper.backward(&self.upper, upper_step, &mut deltas, &mut grads.upper, None)?;
         let lower_step = with_cache(step, &step.cache.0);
-        lower.backward(&self.lower, lower_step, &mut deltas, &mut grads.lower)
+        lower.backward(&self.lower, lower_step, &mut deltas, &mut grads.lower, None)
     }
 }

@@ -104,12 +104,24 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
         inputs: SeqInput<'_, F>,
         initial: Option<ArrayView2<'_, F>>,
     ) -> Result<()> {
+        self.forward_in(model, inputs, initial, false)
+    }
+
+    /// [`Bptt::forward`], telling the cell whether a backward pass will follow
+    /// ([`Cell::set_training`]).
+    fn forward_in(
+        &mut self,
+        model: &Model<F, C, R>,
+        inputs: SeqInput<'_, F>,
+        initial: Option<ArrayView2<'_, F>>,
+        training: bool,
+    ) -> Result<()> {
         model.check()?;
         let cell = model.cell();
         inputs.check(cell.input_size())?;
         let (seq_len, batch) = (inputs.seq_len(), inputs.batch());
         self.prepare(cell, seq_len, batch, initial)?;
-        self.forward_steps(cell, inputs, 0, seq_len)?;
+        self.forward_steps(cell, inputs, 0, seq_len, training)?;
         self.ws.seq_len = seq_len;
         self.ws.batch = batch;
         Ok(())
@@ -170,7 +182,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
         self.ws.bytes()
     }
 
-    /// Forward pass and loss, no gradient.
+    /// Forward pass and loss, no gradient (the cell in evaluation mode).
     ///
     /// # Errors
     /// As [`Bptt::forward`], plus target shape errors from the loss.
@@ -181,25 +193,27 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
         batch: SeqBatch<'_, F>,
         initial: Option<ArrayView2<'_, F>>,
     ) -> Result<LossReport> {
-        let steps = self.forward_batch(model, batch, initial)?;
+        let steps = self.forward_batch(model, batch, initial, false)?;
         self.outputs(model, loss, batch.targets, steps, None)
     }
 
-    /// [`Bptt::forward`] over a batch whose targets are then checked against the steps run.
+    /// The forward pass over a batch whose targets are then checked against the steps run.
     fn forward_batch(
         &mut self,
         model: &Model<F, C, R>,
         batch: SeqBatch<'_, F>,
         initial: Option<ArrayView2<'_, F>>,
+        training: bool,
     ) -> Result<Steps> {
-        self.forward(model, batch.inputs, initial)?;
+        self.forward_in(model, batch.inputs, initial, training)?;
         let steps = Steps::whole(self.ws.seq_len);
         let outputs = model.readout().output_size();
         batch.targets.check(steps.to, self.ws.batch, outputs)?;
         Ok(steps)
     }
 
-    /// Forward pass, loss and truncated backward pass; *adds* the gradient to `grads`.
+    /// Forward pass (the cell in training mode), loss and truncated backward pass; *adds*
+    /// the gradient to `grads`.
     ///
     /// # Errors
     /// As [`Bptt::evaluate`]; [`Error::LayoutMismatch`] when `grads` does not fit the model.
@@ -225,7 +239,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
         mode: ReadoutGrad,
     ) -> Result<LossReport> {
         recur_core::params::check_same_layout(model, grads)?;
-        let steps = self.forward_batch(model, batch, initial)?;
+        let steps = self.forward_batch(model, batch, initial, true)?;
         self.truncation.passes(steps.to, &mut self.ws.passes);
         let readout = Some((&mut grads.readout, mode));
         let report = self.outputs(model, loss, batch.targets, steps, readout)?;
@@ -245,11 +259,13 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
         inputs: SeqInput<'_, F>,
         from: usize,
         to: usize,
+        training: bool,
     ) -> Result<()> {
         let ws = &mut self.ws;
         let b = inputs.batch();
         for t in from..to {
             let (prev, next) = rows_pair(&mut ws.states, t * b, (t + 1) * b, b);
+            cell.set_training(&mut ws.caches[t], training);
             cell.forward(inputs.step(t), prev.view(), next, &mut ws.caches[t])?;
         }
         Ok(())

@@ -62,7 +62,8 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
             first = keep_from;
             let local = |g: usize| g - first;
             let view = window_input(inputs, first, done + new);
-            self.forward_steps(model.cell(), view, local(done), local(done + new))?;
+            let (from, to) = (local(done), local(done + new));
+            self.forward_steps(model.cell(), view, from, to, true)?;
             self.ws.seq_len = local(done + new);
             self.ws.batch = b;
             self.ws.passes.clear();
