@@ -310,10 +310,5 @@ fn spin_until(ready: impl Fn() -> bool) {
         if start.elapsed() > SPIN {
             return;
         }
-        // Between bursts, give the core to any other runnable thread: on an oversubscribed
-        // machine a pure spin takes time from the thread it waits for (measured: batch-1
-        // steps on two threads 1.6× faster at load 5.5 on two cores); on a free core the
-        // call returns at once.
-        std::thread::yield_now();
     }
 }
