@@ -1,15 +1,26 @@
-//! recur-linalg against ndarray's `general_mat_mul` (matrixmultiply) on the products of a
-//! recurrent language model's training step: T = 20 tokens, hidden 100, vocabulary 8000, at
-//! batch 1 and batch 32 (m = 640 tokens, recurrent m = 32).
+//! recur-linalg, on each instruction set it has kernels for, against the `gemm` crate and
+//! matrixmultiply (ndarray's `general_mat_mul`) on every product shape recur's engine issues:
+//! the language model at batch 1 and 32 (T = 20 tokens, hidden 100, vocabulary 8000), binary
+//! addition (hidden 16) and LSTM/GRU gate products (batch 32, hidden 256).
 //!
-//! `cargo bench -p recur-linalg` (add `-- f32/` or a shape name to filter). Throughput is in
-//! flops (2·m·n·k), so criterion's "elem/s" reads as flop/s.
+//! `cargo bench -p recur-linalg --bench gemm` (add `-- f32/` or a shape name to filter).
+//! Benchmark ids are `<type>/<shape>/<implementation>/<m>x<n>x<k>`, with implementations
+//! `recur-avx512`, `recur-avx2`, `recur-portable` (the ISA forced through
+//! [`gemm_with_isa`]; those this CPU lacks are skipped), `gemm-crate` and `matrixmultiply`.
+//! The `gemm` crate uses its AVX2+FMA kernels unless built with its `x86-v4` feature
+//! (`--features gemm/x86-v4`), which adds AVX-512; matrixmultiply has AVX2+FMA kernels and
+//! no AVX-512 ones. All run on one thread. Throughput is in flops (2·m·n·k), so criterion's
+//! "elem/s" reads as flop/s; `scripts/peers/gemm_table.py` turns the results into tables.
 
 use criterion::{black_box, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
-use recur_linalg::{gemm, gemm_with_isa, Isa, Scalar};
+use recur_linalg::{gemm_with_isa, Isa, Scalar};
 use std::time::Duration;
+
+#[path = "support/peers.rs"]
+mod peers;
+use peers::gemm_crate;
 
 /// A product `c ← a·b + beta·c` as the engine issues it.
 struct Shape {
@@ -42,20 +53,38 @@ const fn shape(
     }
 }
 
-const SHAPES: [Shape; 13] = [
+/// `(m, n, k)`: `a` is `m × k`, `b` is `k × n`.
+const SHAPES: [Shape; 24] = [
+    // Language model, batch 1: logits h·W_hy, the gradient Sᵀ·Δ, the input gradient Δ·W_hyᵀ.
     shape("logits_b1", (20, 8000, 100), false, false, false),
     shape("dw_b1", (100, 8000, 20), true, false, true),
     shape("dh_b1", (20, 100, 8000), false, true, false),
     shape("logits_m1", (1, 8000, 100), false, false, false),
+    // Its recurrence: one step, a truncation window of 5, and their gradients.
     shape("rec_m1", (1, 100, 100), false, false, true),
     shape("rec_m5", (5, 100, 100), false, false, true),
     shape("rec_dw_k5", (100, 100, 5), true, false, true),
     shape("rec_dprev_m5", (5, 100, 100), false, true, false),
+    // Language model, batch 32 (640 tokens).
     shape("logits_b32", (640, 8000, 100), false, false, false),
     shape("dw_b32", (100, 8000, 640), true, false, true),
     shape("dh_b32", (640, 100, 8000), false, true, false),
     shape("rec_m32", (32, 100, 100), false, false, true),
     shape("rec_dw_k32", (100, 100, 32), true, false, true),
+    // Binary addition (2 inputs, hidden 16, 1 output): forward step and its gradients.
+    shape("add_rec", (1, 16, 16), false, false, true),
+    shape("add_in", (1, 16, 2), false, false, false),
+    shape("add_out", (1, 1, 16), false, false, false),
+    shape("add_dw", (16, 16, 1), true, false, true),
+    shape("add_dprev", (1, 16, 16), false, true, false),
+    // LSTM (hidden 256, 4 gates) and GRU (3 gates) at batch 32: input product, input and
+    // recurrent products stacked ([x, h]·W), the weight gradient and the input gradient.
+    shape("lstm_x", (32, 1024, 256), false, false, false),
+    shape("lstm_xh", (32, 1024, 512), false, false, false),
+    shape("lstm_dw", (512, 1024, 32), true, false, true),
+    shape("lstm_dxh", (32, 512, 1024), false, true, false),
+    shape("gru_xh", (32, 768, 512), false, false, false),
+    shape("gru_dxh", (32, 512, 768), false, true, false),
 ];
 
 fn operands<T: Scalar>(s: &Shape) -> (Array2<T>, Array2<T>, Array2<T>) {
@@ -74,43 +103,71 @@ fn operands<T: Scalar>(s: &Shape) -> (Array2<T>, Array2<T>, Array2<T>) {
     (a, b, Array2::zeros((s.m, s.n)))
 }
 
+/// Before timing, every implementation must give the portable kernel's product (to rounding),
+/// so the bench compares like with like.
+fn check_agreement<T: Scalar>(s: &Shape, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) {
+    let mut want = Array2::zeros((s.m, s.n));
+    gemm_with_isa(Isa::Portable, T::one(), a, b, T::zero(), want.view_mut()).unwrap();
+    let mut got = Array2::from_elem((s.m, s.n), T::nan());
+    let tol = T::from(1e-4 * s.k as f64).unwrap();
+    let agree = |what: &str, got: &Array2<T>| {
+        let close = got.iter().zip(&want).all(|(&g, &w)| (g - w).abs() <= tol);
+        assert!(
+            close,
+            "{}: {what} disagrees with the portable kernel",
+            s.name
+        );
+    };
+    gemm_crate(a, b, T::zero(), got.view_mut());
+    agree("gemm crate", &got);
+    got.fill(T::nan());
+    general_mat_mul(T::one(), &a, &b, T::zero(), &mut got);
+    agree("matrixmultiply", &got);
+}
+
 fn bench_type<T: Scalar>(c: &mut Criterion, type_name: &str) {
+    let isas = [
+        (Isa::Avx512, "recur-avx512"),
+        (Isa::Avx2Fma, "recur-avx2"),
+        (Isa::Portable, "recur-portable"),
+    ];
     for s in &SHAPES {
         let (a, b, mut out) = operands::<T>(s);
         let a_view: ArrayView2<'_, T> = if s.transpose_a { a.t() } else { a.view() };
         let b_view: ArrayView2<'_, T> = if s.transpose_b { b.t() } else { b.view() };
         let beta = if s.accumulate { T::one() } else { T::zero() };
         let mut group = c.benchmark_group(format!("{type_name}/{}", s.name));
-        group.throughput(Throughput::Elements((2 * s.m * s.n * s.k) as u64));
         let flops = 2 * s.m * s.n * s.k;
+        group.throughput(Throughput::Elements(flops as u64));
         // Keep every benchmark near the same wall time whatever its size.
         group.measurement_time(Duration::from_millis(if flops > 50_000_000 {
-            3000
+            2000
         } else {
-            1500
+            1000
         }));
-        group.warm_up_time(Duration::from_millis(500));
-        group.sample_size(30);
+        group.warm_up_time(Duration::from_millis(300));
+        group.sample_size(20);
         let dims = format!("{}x{}x{}", s.m, s.n, s.k);
-        group.bench_function(BenchmarkId::new("recur-linalg", &dims), |bench| {
-            bench.iter(|| gemm(T::one(), black_box(a_view), b_view, beta, out.view_mut()).unwrap());
-        });
-        if Isa::Avx2Fma.is_supported() && Isa::detect() != Isa::Avx2Fma {
-            group.bench_function(BenchmarkId::new("recur-linalg-avx2", &dims), |bench| {
+        check_agreement(s, a_view, b_view);
+        for (isa, name) in isas.into_iter().filter(|(isa, _)| isa.is_supported()) {
+            group.bench_function(BenchmarkId::new(name, &dims), |bench| {
                 bench.iter(|| {
                     gemm_with_isa(
-                        Isa::Avx2Fma,
+                        isa,
                         T::one(),
                         black_box(a_view),
                         b_view,
                         beta,
                         out.view_mut(),
                     )
-                    .unwrap()
+                    .unwrap();
                 });
             });
         }
-        group.bench_function(BenchmarkId::new("ndarray", &dims), |bench| {
+        group.bench_function(BenchmarkId::new("gemm-crate", &dims), |bench| {
+            bench.iter(|| gemm_crate(black_box(a_view), b_view, beta, out.view_mut()));
+        });
+        group.bench_function(BenchmarkId::new("matrixmultiply", &dims), |bench| {
             bench.iter(|| general_mat_mul(T::one(), &black_box(a_view), &b_view, beta, &mut out));
         });
         group.finish();

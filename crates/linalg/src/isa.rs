@@ -32,6 +32,11 @@ static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 impl Isa {
     /// The fastest instruction set this CPU supports (cached after the first call).
+    ///
+    /// The `RECUR_ISA` environment variable (`avx512`, `avx2` or `portable`), read on the
+    /// first call, overrides the choice when this CPU supports the named set: it lets an
+    /// AVX-512 machine run, and measure, the kernels an AVX2 machine would (and every caller
+    /// of `detect`, such as the activations' wide loops, follows). Other values are ignored.
     #[must_use]
     #[inline]
     pub fn detect() -> Self {
@@ -40,13 +45,29 @@ impl Isa {
             1 => Self::Avx2Fma,
             2 => Self::Portable,
             _ => {
-                let isa = [Self::Avx512, Self::Avx2Fma]
-                    .into_iter()
-                    .find(|isa| isa.is_supported())
+                let isa = std::env::var("RECUR_ISA")
+                    .ok()
+                    .and_then(|name| Self::from_name(&name))
+                    .filter(|isa| isa.is_supported())
+                    .or_else(|| {
+                        [Self::Avx512, Self::Avx2Fma]
+                            .into_iter()
+                            .find(|isa| isa.is_supported())
+                    })
                     .unwrap_or(Self::Portable);
                 DETECTED.store(isa.code(), Ordering::Relaxed);
                 isa
             }
+        }
+    }
+
+    /// The set a `RECUR_ISA` value names, if any.
+    fn from_name(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "avx512" | "avx-512" | "avx512f" => Some(Self::Avx512),
+            "avx2" | "avx2+fma" | "avx2fma" => Some(Self::Avx2Fma),
+            "portable" => Some(Self::Portable),
+            _ => None,
         }
     }
 

@@ -35,9 +35,11 @@
 //! # Ok::<(), recur_linalg::LinalgError>(())
 //! ```
 //!
-//! Measured on one AVX-512 core (`cargo bench -p recur-linalg`, which compares with ndarray's
-//! `general_mat_mul`): f32 logits 20×8000×100 at about 230 Gflop/s against 75, f64 at 110
-//! against 30; about 2–3× overall on the step's products, 4× on single rows.
+//! `cargo bench -p recur-linalg --bench gemm` times every product shape recur's engine issues
+//! on each instruction set's kernels, next to the `gemm` crate and matrixmultiply (ndarray's
+//! `general_mat_mul`); `docs/performance.md` gives the tables per instruction set and the host
+//! behind them. Setting `RECUR_ISA=avx2` (or `portable`) makes [`Isa::detect`] pick that set's
+//! kernels, so an AVX-512 machine can run the path an AVX2 machine takes.
 //!
 //! `unsafe` is confined to the `simd` module (intrinsics and in-place reads and writes through
 //! checked raw row views) and one lifetime erasure in the worker pool; each block carries its

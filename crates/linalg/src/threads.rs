@@ -169,8 +169,32 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// returning when every worker that took it has finished. `job` must share out the work
 /// itself from a queue and return when the queue is empty: workers that have not started by
 /// then are skipped, and fewer may exist (pool busy, or a worker failed to start).
-#[allow(unsafe_code)] // one lifetime erasure, argued at the `unsafe` block
+///
+/// The workers are this module's own unless the `rayon` feature puts them on rayon's global
+/// pool (which allocates one task per helper and call).
 pub(crate) fn run(runners: usize, job: Job<'_>) {
+    #[cfg(feature = "rayon")]
+    run_rayon(runners, job);
+    #[cfg(not(feature = "rayon"))]
+    run_pool(runners, job);
+}
+
+/// [`run`] on rayon's global pool: the caller takes a share as with the own pool, and helpers
+/// that start after the queue is empty return at once.
+#[cfg(feature = "rayon")]
+fn run_rayon(runners: usize, job: Job<'_>) {
+    rayon::in_place_scope(|scope| {
+        for index in 1..runners {
+            scope.spawn(move |_| job(index));
+        }
+        job(0);
+    });
+}
+
+/// [`run`] on this module's parked workers.
+#[allow(unsafe_code)] // one lifetime erasure, argued at the `unsafe` block
+#[cfg_attr(feature = "rayon", allow(dead_code))]
+fn run_pool(runners: usize, job: Job<'_>) {
     let busy = match POOL.busy.try_lock() {
         Ok(guard) => Some(guard),
         Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),

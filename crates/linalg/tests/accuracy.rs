@@ -336,79 +336,35 @@ fn tiny_products_f32() {
 /// The recurrent-model shapes, with the layouts the engine uses.
 #[test]
 fn model_shapes() {
+    // Layouts of a, b and c: row- or column-major (a transposed view).
+    use Layout::{ColMajor as C, RowMajor as R};
     let shapes = [
         // logits = h · w
-        (
-            20,
-            8000,
-            100,
-            [Layout::RowMajor, Layout::RowMajor, Layout::RowMajor],
-        ),
+        (20, 8000, 100, [R, R, R]),
         // d_w = hᵀ · d_logits
-        (
-            100,
-            8000,
-            20,
-            [Layout::ColMajor, Layout::RowMajor, Layout::RowMajor],
-        ),
+        (100, 8000, 20, [C, R, R]),
         // d_h = d_logits · wᵀ
-        (
-            20,
-            100,
-            8000,
-            [Layout::RowMajor, Layout::ColMajor, Layout::RowMajor],
-        ),
+        (20, 100, 8000, [R, C, R]),
         // recurrent step and its transposes
-        (
-            5,
-            100,
-            100,
-            [Layout::RowMajor, Layout::RowMajor, Layout::RowMajor],
-        ),
-        (
-            100,
-            100,
-            5,
-            [Layout::ColMajor, Layout::RowMajor, Layout::RowMajor],
-        ),
-        (
-            5,
-            100,
-            100,
-            [Layout::RowMajor, Layout::ColMajor, Layout::RowMajor],
-        ),
-        (
-            1,
-            100,
-            100,
-            [Layout::RowMajor, Layout::RowMajor, Layout::RowMajor],
-        ),
-        (
-            32,
-            100,
-            100,
-            [Layout::RowMajor, Layout::RowMajor, Layout::RowMajor],
-        ),
-        (
-            640,
-            300,
-            100,
-            [Layout::RowMajor, Layout::RowMajor, Layout::RowMajor],
-        ),
+        (5, 100, 100, [R, R, R]),
+        (100, 100, 5, [C, R, R]),
+        (5, 100, 100, [R, C, R]),
+        (1, 100, 100, [R, R, R]),
+        (32, 100, 100, [R, R, R]),
+        (640, 300, 100, [R, R, R]),
         // d_h = d_logits · wᵀ at batch 32 (panels of a transposed b, split by rows), and the
         // same plan with ragged tiles everywhere: 37 = 32 + 5 columns, depth 300 = 256 + 44.
-        (
-            640,
-            100,
-            600,
-            [Layout::RowMajor, Layout::ColMajor, Layout::RowMajor],
-        ),
-        (
-            261,
-            37,
-            300,
-            [Layout::RowMajor, Layout::ColMajor, Layout::RowMajor],
-        ),
+        (640, 100, 600, [R, C, R]),
+        (261, 37, 300, [R, C, R]),
+        // LSTM gates at batch 32, hidden 256: [x, h] · W, its weight and input gradients.
+        (32, 1024, 512, [R, R, R]),
+        (512, 1024, 32, [C, R, R]),
+        (32, 512, 1024, [R, C, R]),
+        // Binary addition (hidden 16): the step, the output, and the gradients.
+        (1, 16, 16, [R, R, R]),
+        (1, 1, 16, [R, R, R]),
+        (16, 16, 1, [C, R, R]),
+        (1, 16, 16, [R, C, R]),
     ];
     for isa in isas() {
         for (seed, &(m, n, k, layouts)) in shapes.iter().enumerate() {

@@ -4,8 +4,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use recur_linalg::{gemm, set_threads, Scalar};
+
+#[path = "../benches/support/peers.rs"]
+mod peers;
 
 /// Counts allocations (and reallocations) made while `COUNTING` is set, on any thread.
 struct Counting;
@@ -93,7 +97,7 @@ impl<T: Scalar> Product<T> {
         }
     }
 
-    fn run(&mut self) {
+    fn run_with(&mut self, library: Library) {
         let a: ArrayView2<'_, T> = if self.transpose_a {
             self.a.t()
         } else {
@@ -104,9 +108,23 @@ impl<T: Scalar> Product<T> {
         } else {
             self.b.view()
         };
-        let c: ArrayViewMut2<'_, T> = self.c.view_mut();
-        gemm(T::one(), a, b, self.beta, c).unwrap();
+        let mut c: ArrayViewMut2<'_, T> = self.c.view_mut();
+        match library {
+            Library::Recur => gemm(T::one(), a, b, self.beta, c).unwrap(),
+            Library::GemmCrate => peers::gemm_crate(a, b, self.beta, c),
+            Library::MatrixMultiply => general_mat_mul(T::one(), &a, &b, self.beta, &mut c),
+        }
     }
+}
+
+/// Who computes a product.
+#[derive(Debug, Clone, Copy)]
+enum Library {
+    Recur,
+    /// The `gemm` crate, one thread.
+    GemmCrate,
+    /// ndarray's `general_mat_mul`.
+    MatrixMultiply,
 }
 
 /// The products of one training step at batch 1 (T = 20 tokens) and batch 32.
@@ -136,17 +154,17 @@ fn step_products<T: Scalar>() -> Vec<Product<T>> {
     products
 }
 
-fn steady_state_allocations<T: Scalar>() -> Vec<(&'static str, usize)> {
+fn steady_state_allocations<T: Scalar>(library: Library) -> Vec<(&'static str, usize)> {
     let mut products = step_products::<T>();
     // Warm-up: buffers grow to their high-water mark; workers start if threads > 1.
     for _ in 0..3 {
-        products.iter_mut().for_each(Product::run);
+        products.iter_mut().for_each(|p| p.run_with(library));
     }
     products
         .iter_mut()
         .map(|p| {
             let name = p.name;
-            (name, count(|| (0..5).for_each(|_| p.run())))
+            (name, count(|| (0..5).for_each(|_| p.run_with(library))))
         })
         .collect()
 }
@@ -157,10 +175,16 @@ fn steady_state_allocations<T: Scalar>() -> Vec<(&'static str, usize)> {
 fn products_do_not_allocate_after_warm_up() {
     // The counter itself works.
     assert_eq!(count(|| drop(std::hint::black_box(vec![1_u8; 16]))), 1);
-    for threads in [1, 2] {
+    // Rayon's scoped tasks are boxed: with that feature only one thread is allocation-free.
+    let thread_counts: &[usize] = if cfg!(feature = "rayon") {
+        &[1]
+    } else {
+        &[1, 2]
+    };
+    for &threads in thread_counts {
         set_threads(threads).unwrap();
-        let f32_counts = steady_state_allocations::<f32>();
-        let f64_counts = steady_state_allocations::<f64>();
+        let f32_counts = steady_state_allocations::<f32>(Library::Recur);
+        let f64_counts = steady_state_allocations::<f64>(Library::Recur);
         for (ty, counts) in [("f32", f32_counts), ("f64", f64_counts)] {
             for (name, n) in counts {
                 assert_eq!(
@@ -171,4 +195,17 @@ fn products_do_not_allocate_after_warm_up() {
         }
     }
     set_threads(1).unwrap();
+    // Why recur-linalg keeps its own kernels where these crates are faster: both allocate
+    // packing buffers on every call of the step's large products, which would break the
+    // engine's allocation-free update. (Should this fail, a crate no longer allocates and
+    // could be called behind `gemm`.)
+    for library in [Library::GemmCrate, Library::MatrixMultiply] {
+        let counts = steady_state_allocations::<f32>(library);
+        println!("{library:?}: {counts:?}");
+        let logits = counts.iter().find(|(name, _)| *name == "logits = h·w");
+        assert!(
+            logits.is_some_and(|&(_, n)| n >= 5),
+            "{library:?} no longer allocates on logits: {counts:?}"
+        );
+    }
 }

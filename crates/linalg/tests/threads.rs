@@ -29,13 +29,20 @@ fn pooled_products_match_single_thread_bitwise() {
     let h_big = filled(640, 100, 4);
     let d_big = filled(640, 1000, 6);
     let w_narrow = filled(100, 1000, 7);
+    // An LSTM's gates at batch 32, hidden 256: [x, h] · W, its weight and input gradients.
+    let xh = filled(32, 512, 8);
+    let w_gates = filled(512, 1024, 9);
+    let d_gates = filled(32, 1024, 10);
     let cases: Vec<(ArrayView2<'_, f32>, ArrayView2<'_, f32>)> = vec![
-        (h.view(), w.view()),         // logits
-        (h.t(), d_logits.view()),     // d_w
-        (d_logits.view(), w.t()),     // d_h (n = 100)
-        (h_big.view(), w.view()),     // logits at batch 32
-        (d_big.view(), w_narrow.t()), // d_h at batch 32: panels and a dot-product tail
-        (h_big.t(), d_big.view()),    // d_w at batch 32
+        (xh.view(), w_gates.view()),   // gates
+        (xh.t(), d_gates.view()),      // d_w of the gates
+        (d_gates.view(), w_gates.t()), // d_xh
+        (h.view(), w.view()),          // logits
+        (h.t(), d_logits.view()),      // d_w
+        (d_logits.view(), w.t()),      // d_h (n = 100)
+        (h_big.view(), w.view()),      // logits at batch 32
+        (d_big.view(), w_narrow.t()),  // d_h at batch 32: panels and a dot-product tail
+        (h_big.t(), d_big.view()),     // d_w at batch 32
     ];
     for (a, b) in cases {
         let start = filled(a.nrows(), b.ncols(), 5);

@@ -487,6 +487,8 @@ macro_rules! impl_kernels {
                 }
             }
 
+            // Only x86-64 has these kernels; elsewhere the arguments go unused.
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
             unsafe fn transpose_panel_raw(
                 isa: Isa,
                 src: *const Self,
@@ -506,6 +508,8 @@ macro_rules! impl_kernels {
                 }
             }
 
+            // Only x86-64 has these kernels; elsewhere the arguments go unused.
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
             unsafe fn dot_raw(
                 isa: Isa,
                 dm: usize,

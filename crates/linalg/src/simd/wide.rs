@@ -48,6 +48,7 @@ pub trait WideLoop {
 /// [`Isa::Portable`]). An `isa` this CPU cannot run falls back to the baseline, so any value
 /// is safe; pass [`Isa::detect`] for the fastest.
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // no wide sets there
 pub fn run_wide<L: WideLoop>(isa: Isa, body: L) -> L::Output {
     // The detected set is supported by construction, and comparing with it is one relaxed
     // load: this runs for every tiny product, where a feature query is a visible cost.
