@@ -280,7 +280,15 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
         optimizer: &mut dyn Optimizer<F>,
     ) -> Result<Control> {
         let valid_loss = match self.fit.valid.as_deref_mut() {
-            Some(valid) => Some(mean_loss(&mut self.evaluator, model, self.loss, valid)?),
+            Some(valid) => Some(
+                mean_loss(&mut self.evaluator, model, self.loss, valid).map_err(|e| match e {
+                    Error::NonFinite { what, .. } => Error::NonFinite {
+                        what,
+                        update: self.state.updates,
+                    },
+                    other => other,
+                })?,
+            ),
             None => None,
         };
         let train_loss = (self.running.1 > 0).then(|| self.running.0 / self.running.1 as f64);
@@ -335,10 +343,12 @@ fn notify<F: Float>(
 }
 
 /// Mean loss per counted row over every batch of `data` (epoch 0's order), each from the
-/// zero state, or, for streamed data, with the state carried from batch to batch.
+/// zero state, or, for streamed data, with the state carried from batch to batch; 0 for
+/// data without counted rows.
 ///
 /// # Errors
-/// Evaluation errors; [`Error::NonFinite`] for a NaN or infinite loss.
+/// Evaluation errors; [`Error::NonFinite`] for a NaN or infinite loss (with update 0:
+/// this function does not know the run's count; [`Trainer::fit`] reports its own).
 pub fn mean_loss<F: Float, C: Cell<F>, R: Readout<F>>(
     engine: &mut Bptt<F, C, R>,
     model: &Model<F, C, R>,
