@@ -304,9 +304,10 @@ fn wrong_version_or_dtype_is_refused() {
     assert!(text.contains("f64"), "{text}");
 
     rewrite(&path, |meta, _| {
-        meta.insert("version".into(), "2".into());
+        meta.insert("version".into(), "3".into());
     });
-    expect_checkpoint_error::<f32>(&path, "version \"2\"");
+    let text = expect_checkpoint_error::<f32>(&path, "version \"3\"");
+    assert!(text.contains("reads versions 1 and 2"), "{text}");
 
     // Metadata claiming f64 over f32 tensors: caught tensor by tensor.
     let path = valid_file(&dir);
