@@ -423,9 +423,12 @@ mod never_panics {
             if truncate {
                 bytes.truncate(cut.index(bytes.len()));
             }
+            let changed = bytes != std::fs::read(&path).unwrap();
             std::fs::write(&path, &bytes).unwrap();
-            // Either outcome is fine (a flip inside tensor data still loads); a panic is not.
-            if let Ok(checkpoint) = Checkpoint::<f32>::load(&path) {
+            // Any change is refused (the checksum covers every byte); an unchanged file loads.
+            let loaded = Checkpoint::<f32>::load(&path);
+            prop_assert_eq!(loaded.is_err(), changed);
+            if let Ok(checkpoint) = loaded {
                 let mut net = model::<f32>(1, 4, 3);
                 let _ = checkpoint.restore(&mut net);
             }
