@@ -210,11 +210,13 @@ fn sorted_header(
     let mut text = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
     // Safetensors pads the header with spaces to a multiple of 8 bytes.
     text.resize(text.len().next_multiple_of(8), b' ');
-    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - data_start);
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(&text);
-    out.extend_from_slice(&bytes[data_start..]);
-    Ok(out)
+    let mut prefix = (text.len() as u64).to_le_bytes().to_vec();
+    prefix.extend_from_slice(&text);
+    // The same entries in another order have the same length, so the tensor data (most of
+    // the file) is neither copied nor moved.
+    let mut bytes = bytes;
+    bytes.splice(..data_start, prefix);
+    Ok(bytes)
 }
 
 /// Where the checksum's 8 digits sit in `bytes` when the header holds the entry
@@ -339,11 +341,16 @@ impl Archive {
                 ),
             )
         })?;
-        // The checksum entry is the archive's own business, not the caller's metadata.
+        // The checksum entry is the archive's own business, not the caller's metadata. A
+        // file from another tool may use the key in its own way: only ours are checked.
         let mut metadata = header.metadata().clone().unwrap_or_default();
-        match metadata.remove(CHECKSUM_KEY) {
+        let ours = sealed_version(&metadata)
+            || metadata
+                .get(CHECKSUM_KEY)
+                .is_some_and(|v| v.starts_with(CHECKSUM_PREFIX));
+        match ours.then(|| metadata.remove(CHECKSUM_KEY)).flatten() {
             Some(value) => verify(path, &bytes, &value)?,
-            None if sealed_version(&metadata) => {
+            None if ours => {
                 return Err(invalid(
                     path,
                     format!(

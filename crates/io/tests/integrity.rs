@@ -253,6 +253,23 @@ fn version_1_files_still_load_and_version_2_needs_its_checksum() {
 }
 
 #[test]
+fn a_checksum_entry_of_another_tool_is_left_alone() {
+    let dir = scratch("integrity-foreign");
+    let path = dir.join("foreign.safetensors");
+    let weights = ndarray::Array2::<f32>::from_elem((2, 2), 0.5);
+    export_safetensors(&weights, &path).unwrap();
+    // Another tool's file: no recur metadata, and a checksum entry of its own kind.
+    rewrite(&path, |meta, _| {
+        meta.clear();
+        meta.insert("checksum".into(), "sha256:0123".into());
+    });
+    let mut loaded = ndarray::Array2::<f32>::zeros((2, 2));
+    import_safetensors(&mut loaded, &path).unwrap();
+    assert_eq!(loaded, weights);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn saves_of_every_float_type_round_trip_through_the_checksum() {
     fn round_trip<F: Float>(dir: &Path) {
         let path = dir.join(format!("{}.safetensors", F::NAME));
