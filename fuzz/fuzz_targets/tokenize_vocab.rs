@@ -22,7 +22,9 @@ fuzz_target!(|data: &[u8]| {
     }
 
     if let Ok(chars) = CharVocabulary::from_text(&text) {
-        let ids = chars.encode(&text).expect("every character of the text is known");
+        let ids = chars
+            .encode(&text)
+            .expect("every character of the text is known");
         assert_eq!(chars.decode(&ids).expect("ids are in range"), text);
     }
 });

@@ -105,8 +105,9 @@ impl<F: Float> FusedSgd<F> {
             .fold(0.0, |sum, &x, &y| {
                 sum + x.to_f64_lossless() * y.to_f64_lossless()
             });
-        // Rounding can take a true zero slightly below it.
-        Ok(sum.max(0.0))
+        // Rounding can take a true zero slightly below it; a NaN stays NaN (`max` would
+        // drop it), so the trainer's finiteness check sees it.
+        Ok(if sum.is_nan() { sum } else { sum.max(0.0) })
     }
 }
 

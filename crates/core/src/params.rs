@@ -485,7 +485,9 @@ pub fn copy_from<F: Float>(dst: &mut dyn ParamSet<F>, src: &dyn ParamSet<F>) -> 
     Ok(())
 }
 
-/// Largest absolute entry-wise difference between two sets of the same layout.
+/// Largest absolute entry-wise difference between two sets of the same layout; NaN when
+/// any entry of either set is NaN (or both hold the same infinity), so that a
+/// `difference < tolerance` test fails.
 ///
 /// # Errors
 /// [`Error::LayoutMismatch`] when the layouts differ.
@@ -494,7 +496,12 @@ pub fn max_abs_diff<F: Float>(a: &dyn ParamSet<F>, b: &dyn ParamSet<F>) -> Resul
     let mut worst = F::zero();
     for i in 0..a.slot_count() {
         for (x, y) in a.slot(i).value.iter().zip(b.slot(i).value.iter()) {
-            worst = worst.max((*x - *y).abs());
+            let difference = (*x - *y).abs();
+            // `max` would drop the NaN and report the sets as close.
+            if difference.is_nan() {
+                return Ok(difference);
+            }
+            worst = worst.max(difference);
         }
     }
     Ok(worst)

@@ -110,7 +110,7 @@ impl Corpus {
     pub fn from_reader(reader: impl Read, format: CorpusFormat) -> Result<Self> {
         let path = Path::new(READER);
         let documents = match format {
-            CorpusFormat::RedditCsv => parse_reddit_csv(reader, path)?,
+            CorpusFormat::RedditCsv => parse_reddit_csv(reader, path, CsvQuotes::Strict)?,
             CorpusFormat::PlainText => split_paragraphs(&read_all(reader, path)?),
         };
         Self::new(format, documents, path)
@@ -151,23 +151,47 @@ impl Corpus {
     }
 }
 
+/// What the CSV reader does with a quoted field that is still open at the end of the input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CsvQuotes {
+    /// Refuse the input with [`DataError::UnterminatedQuote`] (the default): a missing
+    /// closing quote would otherwise merge every following record into one field.
+    #[default]
+    Strict,
+    /// Accept it: the open field runs to the end of the input, as a lone record.
+    Lenient,
+}
+
 /// Reads the `body` field of every record of a reddit-comments CSV file.
 ///
 /// The header must contain a `body` column (other columns are allowed and ignored). Quoting
 /// follows RFC 4180, so a record may span several physical lines. Bodies are returned
-/// unchanged (no trimming, HTML entities left escaped).
+/// unchanged (no trimming, HTML entities left escaped). A quoted field left open at the end
+/// of the file is an error ([`CsvQuotes::Strict`]); see [`read_reddit_csv_with`].
 ///
 /// # Errors
-/// [`DataError::Io`] if the file cannot be read; [`DataError::Csv`] for malformed records
-/// (invalid UTF-8, wrong field count); [`DataError::MissingColumn`] if the header has no
-/// `body`; [`DataError::Empty`] if the file is empty or has no record.
+/// [`DataError::Io`] if the file cannot be read; [`DataError::UnterminatedQuote`] (with
+/// the record and the byte offset of the opening quote) if a quoted field is never closed;
+/// [`DataError::Csv`] for malformed records (invalid UTF-8, wrong field count);
+/// [`DataError::MissingColumn`] if the header has no `body`; [`DataError::Empty`] if the
+/// file is empty or has no record.
 pub fn read_reddit_csv(path: impl AsRef<Path>) -> Result<Vec<String>> {
+    read_reddit_csv_with(path, CsvQuotes::Strict)
+}
+
+/// [`read_reddit_csv`] with an explicit treatment of unterminated quotes.
+///
+/// # Errors
+/// As [`read_reddit_csv`]; [`CsvQuotes::Lenient`] never gives
+/// [`DataError::UnterminatedQuote`].
+pub fn read_reddit_csv_with(path: impl AsRef<Path>, quotes: CsvQuotes) -> Result<Vec<String>> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_reddit_csv(io::BufReader::new(file), path)
+    parse_reddit_csv(io::BufReader::new(file), path, quotes)
 }
 
 /// [`read_reddit_csv`] on an in-memory string.
@@ -181,7 +205,7 @@ pub fn read_reddit_csv(path: impl AsRef<Path>) -> Result<Vec<String>> {
 /// # Errors
 /// As [`read_reddit_csv`], with the path `<memory>`.
 pub fn reddit_csv_from_str(text: &str) -> Result<Vec<String>> {
-    parse_reddit_csv(text.as_bytes(), Path::new(MEMORY))
+    parse_reddit_csv(text.as_bytes(), Path::new(MEMORY), CsvQuotes::Strict)
 }
 
 /// [`read_reddit_csv`] on any reader (arbitrary bytes are fine: bad input is an error,
@@ -195,15 +219,53 @@ pub fn reddit_csv_from_str(text: &str) -> Result<Vec<String>> {
 /// # Errors
 /// As [`read_reddit_csv`], with the path `<reader>`.
 pub fn reddit_csv_from_reader(reader: impl Read) -> Result<Vec<String>> {
-    parse_reddit_csv(reader, Path::new(READER))
+    reddit_csv_from_reader_with(reader, CsvQuotes::Strict)
 }
 
-fn parse_reddit_csv(reader: impl Read, path: &Path) -> Result<Vec<String>> {
+/// [`reddit_csv_from_reader`] with an explicit treatment of unterminated quotes.
+///
+/// ```
+/// use recur_data::{reddit_csv_from_reader_with, CsvQuotes, DataError};
+///
+/// let text = b"id,body\n1,\"never closed\n2,next\n";
+/// let err = reddit_csv_from_reader_with(&text[..], CsvQuotes::Strict).unwrap_err();
+/// assert!(matches!(err, DataError::UnterminatedQuote { record: 1, offset: 10, .. }));
+/// let merged = reddit_csv_from_reader_with(&text[..], CsvQuotes::Lenient)?;
+/// assert_eq!(merged, ["never closed\n2,next\n"]);
+/// # Ok::<(), DataError>(())
+/// ```
+///
+/// # Errors
+/// As [`read_reddit_csv_with`], with the path `<reader>`.
+pub fn reddit_csv_from_reader_with(reader: impl Read, quotes: CsvQuotes) -> Result<Vec<String>> {
+    parse_reddit_csv(reader, Path::new(READER), quotes)
+}
+
+fn parse_reddit_csv(mut reader: impl Read, path: &Path, quotes: CsvQuotes) -> Result<Vec<String>> {
+    // The whole input is needed anyway (every body is kept), and holding its bytes lets the
+    // quote check run before the parser, whose errors on a merged record would mislead.
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if quotes == CsvQuotes::Strict {
+        if let Some(open) = unterminated_quote(&bytes) {
+            return Err(DataError::UnterminatedQuote {
+                path: path.to_path_buf(),
+                record: open.record,
+                line: open.line,
+                offset: open.offset,
+            });
+        }
+    }
     // Defaults are RFC 4180: `"` quoting with `""` escapes, multi-line fields, and a fixed
     // field count per record (a ragged record is an error rather than a silent shift).
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(reader);
+        .from_reader(bytes.as_slice());
     let header = csv.headers().map_err(|e| csv_error(e, path))?;
     if header.is_empty() {
         return Err(DataError::Empty {
@@ -230,6 +292,75 @@ fn parse_reddit_csv(reader: impl Read, path: &Path) -> Result<Vec<String>> {
         });
     }
     Ok(bodies)
+}
+
+/// Where a quoted field that is never closed begins.
+#[derive(Debug, PartialEq, Eq)]
+struct OpenQuote {
+    record: u64,
+    line: u64,
+    offset: u64,
+}
+
+/// Scans CSV bytes with the parser's quoting rules (`"` opens a quoted field only at the
+/// start of a field, `""` inside one is a literal quote, `\r`, `\n` or `\r\n` end a record
+/// and blank lines are skipped) and reports a quoted field still open at the end.
+fn unterminated_quote(bytes: &[u8]) -> Option<OpenQuote> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        RecordStart,
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let mut state = State::RecordStart;
+    let (mut record, mut line, mut record_line) = (0_u64, 1_u64, 1_u64);
+    let mut open = 0_u64;
+    // The parser drops a leading byte-order mark.
+    let start = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    for (offset, &byte) in bytes.iter().enumerate().skip(start) {
+        let is_end = byte == b'\n' || byte == b'\r';
+        if byte == b'\n' {
+            line += 1;
+        }
+        state = match (state, byte) {
+            (State::Quoted, b'"') => State::QuoteInQuoted,
+            (State::Quoted, _) => State::Quoted,
+            (State::QuoteInQuoted, b'"') => State::Quoted,
+            (State::RecordStart, _) if is_end => State::RecordStart,
+            (_, _) if is_end => {
+                record += 1;
+                State::RecordStart
+            }
+            (State::RecordStart | State::FieldStart, b'"') => {
+                if state == State::RecordStart {
+                    record_line = line;
+                }
+                open = offset as u64;
+                State::Quoted
+            }
+            (State::RecordStart, _) => {
+                record_line = line;
+                if byte == b',' {
+                    State::FieldStart
+                } else {
+                    State::Unquoted
+                }
+            }
+            (_, b',') => State::FieldStart,
+            (_, _) => State::Unquoted,
+        };
+    }
+    (state == State::Quoted).then_some(OpenQuote {
+        record,
+        line: record_line,
+        offset: open,
+    })
 }
 
 fn csv_error(error: csv::Error, path: &Path) -> DataError {

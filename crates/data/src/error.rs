@@ -35,6 +35,25 @@ pub enum DataError {
         #[source]
         source: csv::Error,
     },
+    /// A quoted CSV field is still open at the end of the input, so every line after its
+    /// opening quote would have been merged into that one field.
+    #[error(
+        "malformed CSV in {} (record {record}, line {line}): the quoted field opened at byte \
+         {offset} is never closed, so the rest of the file would merge into one field; close \
+         the quote (a quote inside a quoted field is written \"\"), or read the file with \
+         CsvQuotes::Lenient to keep the merged field",
+        path.display()
+    )]
+    UnterminatedQuote {
+        /// The file (or placeholder) being parsed.
+        path: PathBuf,
+        /// Zero-based record index of the record holding the field (the header is record 0).
+        record: u64,
+        /// One-based physical line where that record starts.
+        line: u64,
+        /// Zero-based byte offset of the opening quote.
+        offset: u64,
+    },
     /// The CSV header does not name the column the reader needs.
     #[error(
         "{} has no `{column}` column (header: {header:?}); the reddit format needs a header \

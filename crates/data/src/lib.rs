@@ -64,8 +64,9 @@ pub use batch::{bucket_by_length, Bucketing, PaddedBatch, PAD_ID};
 pub use binary::{from_bits, to_bits, AdditionSample, AdditionSampler, Bit, MAX_SAMPLER_BITS};
 pub use chars::CharVocabulary;
 pub use corpus::{
-    read_reddit_csv, read_text, reddit_csv_from_reader, reddit_csv_from_str, split_paragraphs,
-    Corpus, CorpusFormat, BODY_COLUMN,
+    read_reddit_csv, read_reddit_csv_with, read_text, reddit_csv_from_reader,
+    reddit_csv_from_reader_with, reddit_csv_from_str, split_paragraphs, Corpus, CorpusFormat,
+    CsvQuotes, BODY_COLUMN,
 };
 pub use error::{DataError, Result};
 pub use tokenize::{

@@ -1,8 +1,13 @@
 //! Safetensors archives of float tensors: encoding `f32`/`f64` arrays as little-endian
 //! bytes and back, with every failure reported as a recur [`Error`] naming the file.
+//!
+//! Files are written byte-for-byte reproducibly (the header's keys sorted) and sealed with
+//! a CRC-32C of the whole file, kept in the `checksum` metadata entry as `crc32c:<8 hex
+//! digits>` and computed with those 8 digits as `0`s; reading verifies it before trusting
+//! anything else in the file.
 
 use std::any::{Any, TypeId};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +16,22 @@ use recur_core::{Error, Float, Result};
 use safetensors::tensor::{Metadata, TensorView};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
+use crate::checkpoint::{CHECKPOINT_FORMAT, FORMAT_VERSION, WEIGHTS_FORMAT};
 use crate::write_atomic;
+
+/// Metadata key of the file's checksum.
+const CHECKSUM_KEY: &str = "checksum";
+/// How the checksum value starts; 8 lowercase hex digits follow.
+const CHECKSUM_PREFIX: &str = "crc32c:";
+/// The checksum's digits while the checksum is computed.
+const CHECKSUM_ZEROS: &[u8; 8] = b"00000000";
+
+/// Format versions this build reads: version 1 files have no checksum and load unverified.
+const READABLE_VERSIONS: [&str; 2] = ["1", FORMAT_VERSION];
+
+/// Advice for a file whose bytes are not what was written.
+const DAMAGED: &str = "the file was damaged after it was written (disk, copy or transfer); \
+                       restore it from a backup or use an earlier checkpoint";
 
 /// An [`Error::Checkpoint`] for `path`.
 pub(crate) fn invalid(path: &Path, reason: impl Into<String>) -> Error {
@@ -141,8 +161,14 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    /// Serialises everything and replaces the file atomically.
+    /// Serialises everything, seals it with a checksum and replaces the file atomically.
     pub(crate) fn finish(self, metadata: HashMap<String, String>) -> Result<()> {
+        let mut metadata: BTreeMap<String, String> = metadata.into_iter().collect();
+        let zeros = String::from_utf8_lossy(CHECKSUM_ZEROS);
+        metadata.insert(
+            CHECKSUM_KEY.to_string(),
+            format!("{CHECKSUM_PREFIX}{zeros}"),
+        );
         let views = self
             .entries
             .iter()
@@ -151,10 +177,140 @@ impl ArchiveWriter {
             })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| invalid(&self.path, format!("cannot encode a tensor: {e}")))?;
-        let bytes = safetensors::serialize(views, &Some(metadata))
+        let unsorted = metadata.clone().into_iter().collect();
+        let bytes = safetensors::serialize(views, &Some(unsorted))
+            .map_err(|e| invalid(&self.path, format!("cannot encode the file: {e}")))?;
+        let bytes = sorted_header(bytes, &metadata)
+            .and_then(seal)
             .map_err(|e| invalid(&self.path, format!("cannot encode the file: {e}")))?;
         write_atomic(&self.path, &bytes)
     }
+}
+
+/// The header length a safetensors file declares (its first 8 bytes), if they exist.
+fn declared_header_len(bytes: &[u8]) -> Option<usize> {
+    let prefix: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    usize::try_from(u64::from_le_bytes(prefix)).ok()
+}
+
+/// Rewrites the header of a serialised file with every key in sorted order: the
+/// safetensors crate writes the metadata map in hash order, which differs between runs.
+fn sorted_header(
+    bytes: Vec<u8>,
+    metadata: &BTreeMap<String, String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let data_start = declared_header_len(&bytes)
+        .and_then(|n| n.checked_add(8))
+        .filter(|&end| end <= bytes.len())
+        .ok_or("the serialised header is incomplete")?;
+    let mut header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..data_start]).map_err(|e| e.to_string())?;
+    let metadata = serde_json::to_value(metadata).map_err(|e| e.to_string())?;
+    header.insert("__metadata__".to_string(), metadata);
+    let mut text = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    // Safetensors pads the header with spaces to a multiple of 8 bytes.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut prefix = (text.len() as u64).to_le_bytes().to_vec();
+    prefix.extend_from_slice(&text);
+    // The same entries in another order have the same length, so the tensor data (most of
+    // the file) is neither copied nor moved.
+    let mut bytes = bytes;
+    bytes.splice(..data_start, prefix);
+    Ok(bytes)
+}
+
+/// Where the checksum's 8 digits sit in `bytes` when the header holds the entry
+/// `"checksum":"<value>"` exactly once.
+fn checksum_digits(bytes: &[u8], value: &str) -> Option<usize> {
+    let header_end = declared_header_len(bytes)?.checked_add(8)?;
+    let header = bytes.get(8..header_end)?;
+    let entry = format!("\"{CHECKSUM_KEY}\":\"{value}\"");
+    let entry = entry.as_bytes();
+    let mut found = header
+        .windows(entry.len())
+        .enumerate()
+        .filter(|(_, w)| *w == entry)
+        .map(|(i, _)| 8 + i + entry.len() - 1 - CHECKSUM_ZEROS.len());
+    match (found.next(), found.next()) {
+        (Some(at), None) => Some(at),
+        _ => None,
+    }
+}
+
+/// CRC-32C of `bytes` with the checksum digits at `at` read as zeros.
+fn content_crc(bytes: &[u8], at: usize) -> u32 {
+    let end = at + CHECKSUM_ZEROS.len();
+    let crc = crc32c::crc32c(&bytes[..at]);
+    let crc = crc32c::crc32c_append(crc, CHECKSUM_ZEROS);
+    crc32c::crc32c_append(crc, &bytes[end..])
+}
+
+/// Writes the checksum of a file whose checksum digits are still zeros.
+fn seal(mut bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let zeros = String::from_utf8_lossy(CHECKSUM_ZEROS);
+    let at = checksum_digits(&bytes, &format!("{CHECKSUM_PREFIX}{zeros}"))
+        .ok_or("the checksum entry is missing from the serialised header")?;
+    let digits = format!("{:08x}", content_crc(&bytes, at));
+    bytes[at..at + CHECKSUM_ZEROS.len()].copy_from_slice(digits.as_bytes());
+    Ok(bytes)
+}
+
+/// Checks the checksum entry `value` against the file's content.
+fn verify(path: &Path, bytes: &[u8], value: &str) -> Result<()> {
+    let stored = value
+        .strip_prefix(CHECKSUM_PREFIX)
+        .filter(|d| d.len() == 8 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .and_then(|d| u32::from_str_radix(d, 16).ok())
+        .ok_or_else(|| {
+            invalid(
+                path,
+                format!("its checksum entry {value:?} is malformed; {DAMAGED}"),
+            )
+        })?;
+    let at = checksum_digits(bytes, value).ok_or_else(|| {
+        invalid(
+            path,
+            format!("its checksum entry is not where this format writes it; {DAMAGED}"),
+        )
+    })?;
+    let computed = content_crc(bytes, at);
+    if computed != stored {
+        return Err(invalid(
+            path,
+            format!(
+                "content checksum mismatch (stored {CHECKSUM_PREFIX}{stored:08x}, computed \
+                 {CHECKSUM_PREFIX}{computed:08x}); {DAMAGED}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `metadata` says the file is ours in the current version, which is always sealed.
+fn sealed_version(metadata: &HashMap<String, String>) -> bool {
+    let ours = matches!(
+        metadata.get("format").map(String::as_str),
+        Some(CHECKPOINT_FORMAT | WEIGHTS_FORMAT)
+    );
+    ours && metadata.get("version").map(String::as_str) == Some(FORMAT_VERSION)
+}
+
+/// Accepts the format versions this build reads.
+///
+/// # Errors
+/// [`Error::Checkpoint`] for any other version, saying which ones are readable.
+pub(crate) fn check_version(path: &Path, version: &str) -> Result<()> {
+    if READABLE_VERSIONS.contains(&version) {
+        return Ok(());
+    }
+    Err(invalid(
+        path,
+        format!(
+            "format version {version:?}, but this build reads versions {}; the file was \
+             written by another release of recur: load it with that release, or update this one",
+            READABLE_VERSIONS.join(" and ")
+        ),
+    ))
 }
 
 /// A safetensors file read into memory and validated, from which tensors are taken by
@@ -165,24 +321,52 @@ pub(crate) struct Archive {
     bytes: Vec<u8>,
     data_start: usize,
     header: Metadata,
+    metadata: HashMap<String, String>,
     taken: BTreeSet<String>,
 }
 
 impl Archive {
-    /// Reads and validates the file's structure (header, offsets, sizes).
+    /// Reads and validates the file's structure (header, offsets, sizes) and its checksum.
+    ///
+    /// A file of ours in the current format version must carry a checksum; older versions
+    /// and files written by other tools have none and are read unverified.
     pub(crate) fn read(path: &Path) -> Result<Self> {
         let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
         let (header_len, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
             invalid(
                 path,
-                format!("not a readable safetensors file: {}", describe(&e)),
+                format!(
+                    "not a readable safetensors file: {}; if it is a file recur wrote, {DAMAGED}",
+                    describe(&e)
+                ),
             )
         })?;
+        // The checksum entry is the archive's own business, not the caller's metadata. A
+        // file from another tool may use the key in its own way: only ours are checked.
+        let mut metadata = header.metadata().clone().unwrap_or_default();
+        let ours = sealed_version(&metadata)
+            || metadata
+                .get(CHECKSUM_KEY)
+                .is_some_and(|v| v.starts_with(CHECKSUM_PREFIX));
+        match ours.then(|| metadata.remove(CHECKSUM_KEY)).flatten() {
+            Some(value) => verify(path, &bytes, &value)?,
+            None if ours => {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "it says it is format version {FORMAT_VERSION}, which always carries a \
+                         checksum, but has none; {DAMAGED}"
+                    ),
+                ))
+            }
+            None => {}
+        }
         Ok(Archive {
             path: path.to_path_buf(),
             bytes,
             data_start: 8 + header_len,
             header,
+            metadata,
             taken: BTreeSet::new(),
         })
     }
@@ -192,9 +376,9 @@ impl Archive {
         &self.path
     }
 
-    /// The `__metadata__` string map (empty when the file has none).
+    /// The `__metadata__` string map without the checksum (empty when the file has none).
     pub(crate) fn metadata(&self) -> HashMap<String, String> {
-        self.header.metadata().clone().unwrap_or_default()
+        self.metadata.clone()
     }
 
     /// Whether the file has a tensor called `name`.
@@ -205,7 +389,8 @@ impl Archive {
     /// Decodes tensor `name` as `F`.
     ///
     /// # Errors
-    /// When the tensor is missing, has another dtype, or `F` is unsupported.
+    /// When the tensor is missing, has another dtype, holds a NaN or an infinity, or `F` is
+    /// unsupported.
     pub(crate) fn take<F: Float>(&mut self, name: &str) -> Result<ArrayD<F>> {
         let want = checked_dtype::<F>(&self.path)?;
         let info = self
@@ -230,6 +415,18 @@ impl Archive {
             .ok_or_else(|| invalid(&self.path, format!("tensor {name:?} lies outside the file")))?;
         let values = decode::<F>(data)
             .ok_or_else(|| invalid(&self.path, "unsupported scalar type".to_string()))?;
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(invalid(
+                &self.path,
+                format!(
+                    "tensor {name:?} holds {} at flat index {index}; a model with non-finite \
+                     values cannot be trained or evaluated. The run that saved it had diverged: \
+                     load an earlier checkpoint, or retrain with a smaller learning rate or \
+                     gradient clipping",
+                    values[index]
+                ),
+            ));
+        }
         let array = ArrayD::from_shape_vec(IxDyn(&info.shape), values).map_err(|e| {
             invalid(
                 &self.path,

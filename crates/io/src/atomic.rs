@@ -17,6 +17,11 @@ use recur_core::{Error, Result};
 /// the previous file whole or the new one whole, never a mix. On failure the temporary file
 /// is removed and the previous file is left as it was.
 ///
+/// A process killed while saving cannot remove its temporary file, so each save first
+/// removes the ones such saves left in the directory: regular files named
+/// `.<name>.<pid>-<n>.tmp` whose process `<pid>` no longer runs (where that cannot be
+/// told, files untouched for an hour). Nothing else is ever removed.
+///
 /// ```
 /// # fn main() -> recur_core::Result<()> {
 /// let dir = std::env::temp_dir().join(format!("recur-io-doc-atomic-{}", std::process::id()));
@@ -88,6 +93,7 @@ pub fn write_atomic_with(
         _ => Path::new("."),
     };
 
+    remove_stale_temps(dir);
     let (temp_path, mut file) = create_temp(dir, file_name).map_err(fail)?;
     let temp = TempFile(Some(temp_path));
     write(&mut file).map_err(fail)?;
@@ -120,6 +126,59 @@ fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, File)
                 attempts += 1;
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The process id in a temporary file name made by [`create_temp`]
+/// (`.<name>.<pid>-<n>.tmp`), or `None` for any other name.
+fn temp_owner(file_name: &str) -> Option<u32> {
+    let inner = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (name, id) = inner.rsplit_once('.')?;
+    let (pid, n) = id.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if name.is_empty() || !digits(pid) || !digits(n) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether the save that made a temporary file is certainly over.
+fn abandoned(pid: u32, metadata: &fs::Metadata) -> bool {
+    // Another thread of this process may be saving right now.
+    if pid == std::process::id() {
+        return false;
+    }
+    let proc = Path::new("/proc");
+    if proc.join("self").exists() {
+        return !proc.join(pid.to_string()).exists();
+    }
+    // Without a process table, only an old file is surely abandoned.
+    const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_AFTER)
+}
+
+/// Removes the temporary files of interrupted saves in `dir` (best effort: a file that
+/// cannot be listed or removed is left for the next save).
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else {
+            continue;
+        };
+        // `DirEntry::metadata` does not follow symbolic links.
+        match entry.metadata() {
+            Ok(metadata) if metadata.is_file() && abandoned(pid, &metadata) => {
+                let _ = fs::remove_file(entry.path());
+            }
+            _ => {}
         }
     }
 }
@@ -236,6 +295,25 @@ mod tests {
         assert!(write_atomic("", b"x").is_err());
         assert!(write_atomic(dir.join(".."), b"x").is_err());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_names_are_recognised_exactly() {
+        assert_eq!(temp_owner(".model.safetensors.123-4.tmp"), Some(123));
+        assert_eq!(temp_owner(".a.b.7-0.tmp"), Some(7));
+        for other in [
+            "model.safetensors.123-4.tmp",
+            ".model.safetensors.tmp",
+            "..123-4.tmp",
+            ".model.123-.tmp",
+            ".model.-4.tmp",
+            ".model.12a-4.tmp",
+            ".model.123-4.tmp.bak",
+            ".model.123_4.tmp",
+            "notes.tmp",
+        ] {
+            assert_eq!(temp_owner(other), None, "{other}");
+        }
     }
 
     #[test]

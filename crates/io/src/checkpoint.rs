@@ -9,7 +9,7 @@ use recur_core::{params, Error, Float, ParamSet, Result};
 use recur_optim::{OptimizerState, SlotState};
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{invalid, Archive, ArchiveWriter};
+use crate::archive::{check_version, invalid, Archive, ArchiveWriter};
 
 /// Value of the `format` metadata key of a checkpoint file.
 pub const CHECKPOINT_FORMAT: &str = "recur-checkpoint";
@@ -18,8 +18,9 @@ pub const CHECKPOINT_FORMAT: &str = "recur-checkpoint";
 /// [`export_safetensors`](crate::export_safetensors).
 pub const WEIGHTS_FORMAT: &str = "recur-weights";
 
-/// The layout version this build writes and reads (the `version` metadata key).
-pub const FORMAT_VERSION: &str = "1";
+/// The layout version this build writes (the `version` metadata key). Version 2 added the
+/// `checksum` entry; version 1 files (without it) still load.
+pub const FORMAT_VERSION: &str = "2";
 
 /// Prefix of caller metadata keys in the file (`user.<key>`).
 const USER_PREFIX: &str = "user.";
@@ -73,10 +74,25 @@ fn hyper_tensor(name: &str) -> String {
 /// ([`FORMAT_VERSION`]), `dtype` (`"f32"` or `"f64"`), `slots` (a JSON list of the slot
 /// names in order, since safetensors does not keep tensor order), `optimizer` (JSON with
 /// kind, float type, step count, slot names, buffer counts and hyper-parameter names; absent
-/// without optimizer) and each caller entry `key` as `user.<key>`.
+/// without optimizer), each caller entry `key` as `user.<key>`, and `checksum`.
+///
+/// | metadata key | content |
+/// | --- | --- |
+/// | `format`, `version`, `dtype` | [`CHECKPOINT_FORMAT`], [`FORMAT_VERSION`], `"f32"` or `"f64"` |
+/// | `slots` | JSON list of the slot names, in slot order |
+/// | `optimizer` | JSON header of the optimizer state (absent without optimizer) |
+/// | `user.<key>` | caller metadata |
+/// | `checksum` | `crc32c:<8 hex digits>`: CRC-32C of the whole file, computed with these 8 digits as `0`s (since version 2) |
+///
+/// The header's keys are written in sorted order, so saving the same state twice gives
+/// byte-identical files. Loading verifies the checksum before anything else, so a file
+/// damaged on disk or in transit is refused rather than read as different weights; a file
+/// of version 1 (which has no checksum) still loads. Weights or optimizer buffers that are
+/// NaN or infinite are refused on load, naming the tensor.
 ///
 /// Files are written atomically ([`write_atomic`](crate::write_atomic)): a crash during
-/// [`Checkpoint::save`] leaves the previous checkpoint intact.
+/// [`Checkpoint::save`] leaves the previous checkpoint intact, and the next save into the
+/// same folder removes the temporary file the crash left.
 ///
 /// # Example
 /// ```
@@ -204,16 +220,18 @@ impl<F: Float> Checkpoint<F> {
 
     /// Reads a checkpoint written by [`Checkpoint::save`].
     ///
-    /// Everything is validated: the file must be a complete safetensors file whose metadata
-    /// says it is a recur checkpoint of this [`FORMAT_VERSION`] holding `F` values, and its
-    /// tensors must be exactly those the metadata lists, no more, no fewer.
+    /// Everything is validated: the file must be a complete safetensors file whose checksum
+    /// matches its content, whose metadata says it is a recur checkpoint of a readable
+    /// version (1 or [`FORMAT_VERSION`]) holding `F` values, and whose tensors are exactly
+    /// those the metadata lists, no more, no fewer, all finite.
     ///
     /// # Errors
     /// - [`Error::Io`] when the file cannot be read (missing, unreadable).
-    /// - [`Error::Checkpoint`] saying what is wrong: not a safetensors file, truncated or
-    ///   corrupt; no recur metadata; a weights export or another format; another version;
-    ///   another float type (naming both); missing, extra or mistyped tensors; malformed
-    ///   metadata.
+    /// - [`Error::Checkpoint`] saying what is wrong and what to do: not a safetensors file,
+    ///   truncated or corrupt; a checksum that does not match (the file was damaged); no
+    ///   recur metadata; a weights export or another format; an unknown version; another
+    ///   float type (naming both); missing, extra or mistyped tensors; a NaN or infinite
+    ///   value (naming the tensor and index); malformed metadata.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let mut archive = Archive::read(path.as_ref())?;
         let path = archive.path().to_path_buf();
@@ -356,13 +374,7 @@ pub(crate) fn check_header<F: Float>(
         }
     }
     match meta.remove("version") {
-        Some(v) if v == FORMAT_VERSION => {}
-        Some(v) => {
-            return Err(invalid(
-                path,
-                format!("format version {v:?}, but this build reads version {FORMAT_VERSION:?}"),
-            ))
-        }
+        Some(v) => check_version(path, &v)?,
         None => return Err(invalid(path, "the \"version\" metadata key is missing")),
     }
     match meta.remove("dtype") {

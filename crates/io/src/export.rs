@@ -12,8 +12,9 @@ use crate::checkpoint::{FORMAT_VERSION, WEIGHTS_FORMAT};
 /// named exactly as the slot (`w_xh`, `w_hh`, `w_hy`, …), atomically.
 ///
 /// The file is plain safetensors that any reader opens; its metadata also records
-/// `format` ([`WEIGHTS_FORMAT`](crate::WEIGHTS_FORMAT)), `version`, `dtype` and `slots`
-/// (the slot names in order, as JSON). In Python:
+/// `format` ([`WEIGHTS_FORMAT`](crate::WEIGHTS_FORMAT)), `version`, `dtype`, `slots`
+/// (the slot names in order, as JSON) and `checksum` (as in a
+/// [`Checkpoint`](crate::Checkpoint), verified by [`import_safetensors`]). In Python:
 /// `safetensors.numpy.load_file(path)["w_xh"]`.
 ///
 /// ```
@@ -72,8 +73,9 @@ pub fn export_safetensors<F: Float>(
 ///
 /// # Errors
 /// - [`Error::Io`] when the file cannot be read.
-/// - [`Error::Checkpoint`] when it is not a valid safetensors file, or a tensor is missing,
-///   has another dtype, or is not a slot of `params`.
+/// - [`Error::Checkpoint`] when it is not a valid safetensors file, its checksum (if it
+///   has one) does not match, or a tensor is missing, has another dtype, holds a NaN or an
+///   infinity, or is not a slot of `params`.
 /// - [`Error::LayoutMismatch`] when a tensor's shape differs from its slot's.
 ///
 /// `params` is unchanged whenever an error is returned.

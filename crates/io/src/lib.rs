@@ -9,12 +9,16 @@
 //! - [`export_safetensors`] / [`import_safetensors`]: weights only, one tensor per slot
 //!   under the slot's name, for PyTorch, numpy or any other safetensors reader.
 //! - [`write_atomic`] / [`write_atomic_with`]: the file replacement both use: a crash while
-//!   saving leaves the previous file intact.
+//!   saving leaves the previous file intact, and the next save removes its temporary file.
+//!
+//! Both file kinds carry a CRC-32C checksum of their whole content, verified on load, and
+//! are written byte-for-byte reproducibly: the same state saved twice gives the same file.
 //!
 //! Every failure is an [`Error`](recur_core::Error), never a panic: a missing file is
-//! [`Error::Io`](recur_core::Error::Io) with its path; a truncated, corrupt or foreign file,
-//! another format version or float type is [`Error::Checkpoint`](recur_core::Error::Checkpoint)
-//! with a reason; a checkpoint of another model is
+//! [`Error::Io`](recur_core::Error::Io) with its path; a truncated, corrupt (checksum
+//! mismatch) or foreign file, an unknown format version, another float type or a NaN or
+//! infinite weight is [`Error::Checkpoint`](recur_core::Error::Checkpoint) with a reason;
+//! a checkpoint of another model is
 //! [`Error::LayoutMismatch`](recur_core::Error::LayoutMismatch), and the model is left as it
 //! was.
 //!

@@ -76,10 +76,12 @@ fn crash_mid_save_keeps_the_previous_checkpoint() {
         .unwrap();
     assert_eq!(bits(&restored), bits(&old));
 
-    // The next save goes through despite the leftover, and replaces the old checkpoint.
+    // The next save goes through despite the leftover, replaces the old checkpoint and
+    // removes the crashed save's temporary file.
     Checkpoint::capture(&new, None, BTreeMap::new())
         .save(&path)
         .unwrap();
+    assert_eq!(entries(&dir), ["run.safetensors"]);
     Checkpoint::<f32>::load(&path)
         .unwrap()
         .restore(&mut restored)

@@ -328,9 +328,10 @@ fn wrong_version_or_dtype_is_refused() {
     assert!(text.contains("f64"), "{text}");
 
     rewrite(&path, |meta, _| {
-        meta.insert("version".into(), "2".into());
+        meta.insert("version".into(), "3".into());
     });
-    expect_checkpoint_error::<f32>(&path, "version \"2\"");
+    let text = expect_checkpoint_error::<f32>(&path, "version \"3\"");
+    assert!(text.contains("reads versions 1 and 2"), "{text}");
 
     // Metadata claiming f64 over f32 tensors: caught tensor by tensor.
     let path = valid_file(&dir);
@@ -451,9 +452,12 @@ mod never_panics {
             if truncate {
                 bytes.truncate(cut.index(bytes.len()));
             }
+            let changed = bytes != std::fs::read(&path).unwrap();
             std::fs::write(&path, &bytes).unwrap();
-            // Either outcome is fine (a flip inside tensor data still loads); a panic is not.
-            if let Ok(checkpoint) = Checkpoint::<f32>::load(&path) {
+            // Any change is refused (the checksum covers every byte); an unchanged file loads.
+            let loaded = Checkpoint::<f32>::load(&path);
+            prop_assert_eq!(loaded.is_err(), changed);
+            if let Ok(checkpoint) = loaded {
                 let mut net = model::<f32>(1, 4, 3);
                 let _ = checkpoint.restore(&mut net);
             }

@@ -24,13 +24,23 @@ use serde::{Deserialize, Serialize};
 /// # }
 /// ```
 ///
+/// A NaN entry stays NaN, so a later finiteness check still sees the failure.
+///
 /// # Errors
 /// [`Error::InvalidConfig`] when `limit` is not finite and positive; nothing is changed.
 pub fn clip_by_value<F: Float>(grads: &mut dyn ParamSet<F>, limit: F) -> Result<()> {
     check_limit("clip limit", limit.to_f64_lossless())?;
     for i in 0..grads.slot_count() {
         let mut slot = grads.slot_mut(i);
-        let clamp = |g: &mut F| *g = g.max(-limit).min(limit);
+        // Comparisons rather than `max`/`min`, which would turn a NaN into `-limit` and
+        // hide it from the trainer's finiteness check.
+        let clamp = |g: &mut F| {
+            if *g > limit {
+                *g = limit;
+            } else if *g < -limit {
+                *g = -limit;
+            }
+        };
         match slot.value.as_slice_memory_order_mut() {
             Some(values) => values.iter_mut().for_each(clamp),
             None => slot.value.iter_mut().for_each(clamp),

@@ -117,3 +117,21 @@ fn clip_policy_parses_serialises_and_applies() {
     let n = Clip::GlobalNorm(1.0).apply(&mut g32).unwrap().unwrap();
     assert!((n - 5.0).abs() < 1e-6 && (g32[0] - 0.6).abs() < 1e-6);
 }
+
+#[test]
+fn by_value_keeps_a_nan_instead_of_turning_it_into_the_limit() {
+    let mut grads = pair(&[
+        f64::NAN,
+        7.0,
+        -7.0,
+        0.5,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1.0,
+        f64::NAN,
+    ]);
+    clip_by_value(&mut grads, 5.0).unwrap();
+    let flat = flatten(&grads);
+    assert!(flat[0].is_nan() && flat[7].is_nan(), "{flat:?}");
+    assert_eq!(flat[1..7], [5.0, -5.0, 0.5, 5.0, -5.0, 1.0]);
+}

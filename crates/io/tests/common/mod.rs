@@ -83,6 +83,10 @@ pub fn entries(dir: &Path) -> Vec<String> {
 
 /// Rewrites a safetensors file through `edit`, which may change its metadata and tensor
 /// list (name, dtype, shape, bytes), the way a foreign tool or a hand edit would.
+///
+/// An edit invalidates the file's checksum, so the rewritten file drops it and says it is
+/// format version 1 (which has none) unless `edit` sets another version: the checks after
+/// the checksum are then the ones that answer.
 pub fn rewrite(
     path: &Path,
     edit: impl FnOnce(
@@ -93,6 +97,9 @@ pub fn rewrite(
     let bytes = std::fs::read(path).unwrap();
     let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
     let mut meta = header.metadata().clone().unwrap_or_default();
+    if meta.remove("checksum").is_some() {
+        meta.insert("version".into(), "1".into());
+    }
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut tensors: Vec<_> = st
         .tensors()
