@@ -240,3 +240,21 @@ fn a_streamed_epoch_equals_train_stream_over_the_same_text() {
     assert_eq!(run_fit(1), streamed);
     assert_eq!(run_fit(3), streamed);
 }
+
+/// Evaluation treats a non-finite loss as training does: an error, not `Ok(NaN)`.
+#[test]
+fn evaluating_a_diverged_model_is_an_error() {
+    let mut model = token_model::<f64>(7, 6, true, 5);
+    model.readout_mut().weights_mut().w_hy[[0, 0]] = f64::NAN;
+    let sgd = Box::new(recur_optim::Sgd::new(0.1).unwrap());
+    let mut trainer = Trainer::new(&model, Truncation::full(), Reduction::Mean, sgd);
+    let pairs = sentences(2, 7, 3);
+    let batch = recur_bptt::SeqBatch::sentence(&pairs[0].0, &pairs[0].1).unwrap();
+    let err = trainer
+        .evaluate(&model, &SoftmaxCrossEntropy, batch)
+        .unwrap_err();
+    assert!(
+        matches!(err, recur_core::Error::NonFinite { what: "loss", .. }),
+        "{err}"
+    );
+}
