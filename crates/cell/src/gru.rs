@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::gated::{
     activate_columns, add_outer, add_row_sums, slope, sum_blocks, GatedParams, GruParams, Scratch,
 };
-use crate::step::{check_deltas, check_forward, input_delta, input_product};
+use crate::step::{check_deltas, check_forward, check_one_block, input_delta, input_product};
 use crate::{Cell, Init, StepDeltas, StepRecord};
 
 /// Where a [`Gru`] applies its reset gate `r` in the candidate `n`.
@@ -302,13 +302,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
         deltas: StepDeltas<'_, F>,
         grads: &mut GruParams<F>,
     ) -> Result<()> {
-        if deltas.d_next.nrows() != step.x.batch() {
-            return Err(Error::shape(
-                "Gru::backward",
-                step.next.shape(),
-                deltas.d_next.shape(),
-            ));
-        }
+        check_one_block("Gru::backward", step, &deltas)?;
         self.backward_stacked(step, deltas, grads)
     }
 
