@@ -57,8 +57,8 @@ pub use recur_bptt::{
     SeqInput, SeqTargets, StopAfter, TokenBatches, Trainer, Truncation, UpdateReport,
 };
 pub use recur_cell::{
-    Cell, Elman, ElmanConfig, Init, Linear, LinearConfig, Pair, Readout, Stack, StepDeltas,
-    StepRecord,
+    Cell, Elman, ElmanConfig, GatedParams, Gru, GruConfig, GruVariant, Init, Linear, LinearConfig,
+    Lstm, LstmConfig, Pair, Readout, Stack, StepDeltas, StepRecord,
 };
 pub use recur_core::{param_set, Activation, Error, Float, Input, ParamSet, Result};
 pub use recur_loss::{
@@ -75,8 +75,9 @@ pub mod prelude {
         SeqTargets, Trainer, Truncation, UpdateReport,
     };
     pub use recur_cell::{
-        Activation, Cell, Elman, ElmanConfig, Identity, Init, Input, LeakyRelu, Linear,
-        LinearConfig, Pair, Readout, Relu, Sigmoid, Softsign, Stack, StepDeltas, StepRecord, Tanh,
+        Activation, Cell, Elman, ElmanConfig, Gru, GruConfig, GruVariant, Identity, Init, Input,
+        LeakyRelu, Linear, LinearConfig, Lstm, LstmConfig, Pair, Readout, Relu, Sigmoid, Softsign,
+        Stack, StepDeltas, StepRecord, Tanh,
     };
     pub use recur_core::{Float, ParamSet};
     pub use recur_loss::{

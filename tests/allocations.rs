@@ -1,5 +1,5 @@
-//! Steady-state training allocates nothing per step: a counting global allocator watches
-//! a run of updates after a warm-up.
+//! Steady-state training allocates nothing per step, for the Elman, LSTM and GRU cells: a
+//! counting global allocator watches a run of updates after a warm-up.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,12 +29,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn allocations_per_update(truncation: Truncation, batch: usize) -> f64 {
-    let (vocab, hidden, seq_len) = (500, 32, 20);
+const VOCAB: usize = 500;
+const HIDDEN: usize = 32;
+
+fn allocations_per_update<C: Cell<f32>>(cell: C, truncation: Truncation, batch: usize) -> f64 {
+    let (vocab, hidden, seq_len) = (VOCAB, HIDDEN, 20);
     let mut rng = StdRng::seed_from_u64(3);
-    let cell = ElmanConfig::new(vocab, hidden)
-        .init::<f32, _>(Tanh, &mut rng)
-        .unwrap();
     let readout = LinearConfig::new(hidden, vocab).init(&mut rng).unwrap();
     let mut model = Model::new(cell, readout).unwrap();
     let mut trainer = Trainer::new(
@@ -78,10 +78,35 @@ fn training_steps_do_not_allocate_in_steady_state() {
         (Truncation::full(), 8),
         (Truncation::chunked(5).unwrap(), 4),
     ] {
-        let per_update = allocations_per_update(truncation, batch);
-        assert!(
-            per_update == 0.0,
-            "{truncation}, batch {batch}: {per_update} allocations per update"
-        );
+        let mut rng = StdRng::seed_from_u64(5);
+        let elman = ElmanConfig::new(VOCAB, HIDDEN).init::<f32, _>(Tanh, &mut rng);
+        let lstm = LstmConfig::new(VOCAB, HIDDEN).init::<f32, _, _>(Sigmoid, Tanh, &mut rng);
+        let gru = GruConfig::new(VOCAB, HIDDEN)
+            .with_variant(GruVariant::ResetBefore)
+            .init::<f32, _, _>(Sigmoid, Tanh, &mut rng);
+        let gru_after = GruConfig::new(VOCAB, HIDDEN).init::<f32, _, _>(Sigmoid, Tanh, &mut rng);
+        for (name, per_update) in [
+            (
+                "elman",
+                allocations_per_update(elman.unwrap(), truncation, batch),
+            ),
+            (
+                "lstm",
+                allocations_per_update(lstm.unwrap(), truncation, batch),
+            ),
+            (
+                "gru",
+                allocations_per_update(gru.unwrap(), truncation, batch),
+            ),
+            (
+                "gru reset-after",
+                allocations_per_update(gru_after.unwrap(), truncation, batch),
+            ),
+        ] {
+            assert!(
+                per_update == 0.0,
+                "{name}, {truncation}, batch {batch}: {per_update} allocations per update"
+            );
+        }
     }
 }

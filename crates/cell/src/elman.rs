@@ -8,7 +8,9 @@ use recur_core::params::{fill_zero, zero_rows, RowSet};
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
 
-use crate::step::{check_deltas, check_forward, input_delta, input_product, input_weight_grad};
+use crate::step::{
+    check_deltas, check_forward, check_one_block, input_delta, input_product, input_weight_grad,
+};
 use crate::{Cell, Init, StepDeltas, StepRecord};
 
 /// Parameters (or gradients) of an [`Elman`] cell.
@@ -371,13 +373,7 @@ impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
         deltas: StepDeltas<'_, F>,
         grads: &mut ElmanParams<F>,
     ) -> Result<()> {
-        if deltas.d_next.nrows() != step.x.batch() {
-            return Err(Error::shape(
-                "Elman::backward",
-                step.next.shape(),
-                deltas.d_next.shape(),
-            ));
-        }
+        check_one_block("Elman::backward", step, &deltas)?;
         self.backward_stacked(step, deltas, grads)
     }
 

@@ -44,16 +44,22 @@
 
 mod cell;
 mod elman;
+mod gated;
+mod gru;
 mod init;
 mod linear;
+mod lstm;
 mod readout;
 mod stack;
 pub mod step;
 
 pub use cell::{Cell, StepDeltas, StepRecord};
 pub use elman::{Elman, ElmanCache, ElmanConfig, ElmanParams};
+pub use gated::{GatedParams, GruParams, LstmParams};
+pub use gru::{Gru, GruCache, GruConfig, GruVariant};
 pub use init::Init;
 pub use linear::{Linear, LinearConfig, LinearParams};
+pub use lstm::{Lstm, LstmCache, LstmConfig};
 pub use readout::Readout;
 pub use recur_core::activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Softsign, Tanh};
 pub use recur_core::{Error, Float, Input, ParamSet, Result};

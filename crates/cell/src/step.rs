@@ -78,6 +78,23 @@ pub fn check_deltas<F: Float, C: Cell<F> + ?Sized>(
     Ok(batch)
 }
 
+/// Checks that `deltas` hold exactly one block of the step's batch: what a cell whose
+/// [`Cell::backward`] forwards to its own [`Cell::backward_stacked`] checks first, since the
+/// stacked pass alone would accept several blocks.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] naming `op` when `d_next` has another row count.
+pub fn check_one_block<F: Float, K>(
+    op: &'static str,
+    step: StepRecord<'_, F, K>,
+    deltas: &StepDeltas<'_, F>,
+) -> Result<()> {
+    if deltas.d_next.nrows() != step.x.batch() {
+        return Err(Error::shape(op, step.next.shape(), deltas.d_next.shape()));
+    }
+    Ok(())
+}
+
 /// `out = beta·out + x·w` for `w` of shape `[input_size, cols]`: a matrix product for dense
 /// rows, a row gather for token ids.
 ///

@@ -1,11 +1,13 @@
 //! `∂L/∂x` from `Cell::backward` against central differences, for the Elman cell with every
-//! built-in activation, alone and stacked.
+//! built-in activation and the gated cells with several pairs of gate and candidate
+//! activations, alone and stacked; and the stacked backward of each cell against block by
+//! block.
 
 use ndarray::{Array2, ArrayView2};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recur_cell::{
-    Activation, Cell, ElmanConfig, Identity, Input, LeakyRelu, Relu, Sigmoid, Softsign, Stack,
-    StepDeltas, StepRecord, Tanh,
+    Activation, Cell, ElmanConfig, GatedParams, GruConfig, GruVariant, Identity, Init, Input,
+    LeakyRelu, LstmConfig, Relu, Sigmoid, Softsign, Stack, StepDeltas, StepRecord, Tanh,
 };
 
 const EPS: f64 = 1e-6;
@@ -118,17 +120,77 @@ fn elman_input_gradients_match_finite_differences_for_every_activation() {
     check_activation(Softsign);
 }
 
+/// Random nonzero biases, so no unit sits on a kink or a symmetric point.
+fn randomise_biases(p: &mut GatedParams<f64>, rng: &mut StdRng) {
+    let width = p.w_hh.ncols();
+    p.b_ih = Some(ndarray::Array1::from_shape_fn(width, |_| {
+        rng.random_range(-0.5..0.5)
+    }));
+    p.b_hh = Some(ndarray::Array1::from_shape_fn(width, |_| {
+        rng.random_range(-0.5..0.5)
+    }));
+}
+
+const GATED_INIT: Init = Init::Uniform {
+    low: -1.0,
+    high: 1.0,
+};
+
+fn check_gated<G: Activation<f64> + Clone, C: Activation<f64> + Clone>(gate: G, cell: C) {
+    let name = format!("{}/{}", gate.name(), cell.name());
+    let mut rng = StdRng::seed_from_u64(21);
+    let lstm = |input, rng: &mut StdRng| {
+        let mut c = LstmConfig::new(input, 5)
+            .with_init(GATED_INIT)
+            .init(gate.clone(), cell.clone(), rng)
+            .unwrap();
+        randomise_biases(c.weights_mut(), rng);
+        c
+    };
+    let first = lstm(4, &mut rng);
+    let error = input_gradient_error(&first, 3);
+    assert!(error < 1e-6, "lstm {name}: {error}");
+    let stack = Stack::new(vec![first, lstm(5, &mut rng), lstm(5, &mut rng)]).unwrap();
+    let error = input_gradient_error(&stack, 4);
+    assert!(error < 1e-6, "stacked lstm {name}: {error}");
+    for variant in [GruVariant::ResetAfter, GruVariant::ResetBefore] {
+        let gru = |input, rng: &mut StdRng| {
+            let mut c = GruConfig::new(input, 5)
+                .with_variant(variant)
+                .with_init(GATED_INIT)
+                .init(gate.clone(), cell.clone(), rng)
+                .unwrap();
+            randomise_biases(c.weights_mut(), rng);
+            c
+        };
+        let first = gru(4, &mut rng);
+        let error = input_gradient_error(&first, 5);
+        assert!(error < 1e-6, "gru {variant:?} {name}: {error}");
+        let stack = Stack::new(vec![first, gru(5, &mut rng), gru(5, &mut rng)]).unwrap();
+        let error = input_gradient_error(&stack, 6);
+        assert!(error < 1e-6, "stacked gru {variant:?} {name}: {error}");
+    }
+}
+
 #[test]
-fn stacked_input_gradients_equal_block_by_block() {
-    let mut rng = StdRng::seed_from_u64(4);
-    let cell = ElmanConfig::new(3, 4)
-        .with_bias(true)
-        .init(Tanh, &mut rng)
-        .unwrap();
-    let x = random((2, 3), &mut rng);
-    let prev = random((2, 4), &mut rng);
-    let mut next = Array2::zeros((2, 4));
-    let mut cache = cell.new_cache(2);
+fn gated_input_gradients_match_finite_differences() {
+    check_gated(Sigmoid, Tanh);
+    check_gated(Sigmoid, Softsign);
+    check_gated(Sigmoid, Identity);
+    check_gated(Tanh, Tanh);
+    check_gated(Softsign, Tanh);
+    check_gated(Sigmoid, LeakyRelu { slope: 0.1 });
+}
+
+/// `backward_stacked` over three blocks against `backward` block by block: `d_prev`, `d_x`
+/// and the summed parameter gradients.
+fn check_stacked_equals_blocks<C: Cell<f64>>(cell: &C, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (batch, input, state) = (2, cell.input_size(), cell.state_size());
+    let x = random((batch, input), &mut rng);
+    let prev = random((batch, state), &mut rng);
+    let mut next = Array2::zeros((batch, state));
+    let mut cache = cell.new_cache(batch);
     cell.forward(
         Input::Dense(x.view()),
         prev.view(),
@@ -142,27 +204,58 @@ fn stacked_input_gradients_equal_block_by_block() {
         next: next.view(),
         cache: &cache,
     };
-    let d = random((6, 4), &mut rng);
-    let (mut stacked_x, mut stacked_prev) = (Array2::zeros((6, 3)), Array2::zeros((6, 4)));
+    let d = random((3 * batch, state), &mut rng);
+    let (mut stacked_x, mut stacked_prev) = (
+        Array2::zeros((3 * batch, input)),
+        Array2::zeros((3 * batch, state)),
+    );
     let mut scratch = d.clone();
     let deltas = StepDeltas {
         d_next: scratch.view_mut(),
         d_prev: stacked_prev.view_mut(),
         d_x: Some(stacked_x.view_mut()),
     };
-    cell.backward_stacked(step, deltas, &mut cell.zero_grads())
+    let mut stacked_grads = cell.zero_grads();
+    cell.backward_stacked(step, deltas, &mut stacked_grads)
         .unwrap();
+    let mut block_grads = cell.zero_grads();
     for block in 0..3 {
-        let rows = ndarray::s![2 * block..2 * block + 2, ..];
-        let (mut one_x, mut one_prev) = (Array2::zeros((2, 3)), Array2::zeros((2, 4)));
+        let rows = ndarray::s![batch * block..batch * (block + 1), ..];
+        let (mut one_x, mut one_prev) =
+            (Array2::zeros((batch, input)), Array2::zeros((batch, state)));
         let mut d_next = d.slice(rows).to_owned();
         let deltas = StepDeltas {
             d_next: d_next.view_mut(),
             d_prev: one_prev.view_mut(),
             d_x: Some(one_x.view_mut()),
         };
-        cell.backward(step, deltas, &mut cell.zero_grads()).unwrap();
+        cell.backward(step, deltas, &mut block_grads).unwrap();
         let diff = (&one_x - &stacked_x.slice(rows)).mapv(f64::abs);
         assert!(diff.iter().all(|&v| v < 1e-14), "block {block}: {diff}");
+        let diff = (&one_prev - &stacked_prev.slice(rows)).mapv(f64::abs);
+        assert!(diff.iter().all(|&v| v < 1e-14), "block {block}: {diff}");
+    }
+    let diff = recur_core::params::max_abs_diff(&stacked_grads, &block_grads).unwrap();
+    assert!(diff < 1e-13, "parameter gradients: {diff}");
+}
+
+#[test]
+fn stacked_backward_equals_block_by_block() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let elman = ElmanConfig::new(3, 4)
+        .with_bias(true)
+        .init(Tanh, &mut rng)
+        .unwrap();
+    check_stacked_equals_blocks(&elman, 1);
+    let mut lstm = LstmConfig::new(3, 4).init(Sigmoid, Tanh, &mut rng).unwrap();
+    randomise_biases(lstm.weights_mut(), &mut rng);
+    check_stacked_equals_blocks(&lstm, 2);
+    for variant in [GruVariant::ResetAfter, GruVariant::ResetBefore] {
+        let mut gru = GruConfig::new(3, 4)
+            .with_variant(variant)
+            .init(Sigmoid, Tanh, &mut rng)
+            .unwrap();
+        randomise_biases(gru.weights_mut(), &mut rng);
+        check_stacked_equals_blocks(&gru, 3);
     }
 }

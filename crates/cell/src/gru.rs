@@ -1,0 +1,464 @@
+//! The gated recurrent unit, in PyTorch's form (the default) or Cho et al.'s original.
+
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
+use rand::Rng;
+use recur_core::activation::{Activation, Sigmoid, Tanh};
+use recur_core::linalg::gemm;
+use recur_core::{Error, Float, Input, ParamSet, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::gated::{
+    activate_columns, add_outer, add_row_sums, slope, sum_blocks, GatedParams, GruParams, Scratch,
+};
+use crate::step::{check_deltas, check_forward, check_one_block, input_delta, input_product};
+use crate::{Cell, Init, StepDeltas, StepRecord};
+
+/// Where a [`Gru`] applies its reset gate `r` in the candidate `n`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GruVariant {
+    /// After the recurrent product: `n = C(x·W_in + b_in + r ⊙ (h·W_hn + b_hn))`. PyTorch's
+    /// `nn.GRU`, cuDNN and Keras' `reset_after=True` compute this.
+    #[default]
+    ResetAfter,
+    /// Before the recurrent product, as Cho et al. (2014) wrote it:
+    /// `n = C(x·W_in + b_in + (r ⊙ h)·W_hn + b_hn)`. Keras' `reset_after=False`.
+    ResetBefore,
+}
+
+/// Sizes and options of a [`Gru`] cell; [`GruConfig::init`] builds one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GruConfig {
+    /// Input features, or vocabulary size for token inputs.
+    pub input_size: usize,
+    /// Hidden units.
+    pub hidden_size: usize,
+    /// Whether the cell has the two biases `b_ih` and `b_hh` (PyTorch's `bias=True`).
+    pub bias: bool,
+    /// Where the reset gate applies.
+    pub variant: GruVariant,
+    /// Initialisation of `w_ih` and `w_hh` (biases start at zero).
+    pub init: Init,
+}
+
+impl GruConfig {
+    /// A configuration with both biases, PyTorch's variant, and [`Init::UniformFanIn`].
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        GruConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+            variant: GruVariant::ResetAfter,
+            init: Init::UniformFanIn,
+        }
+    }
+
+    /// Sets whether the cell has biases.
+    pub fn with_bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    /// Sets where the reset gate applies.
+    pub fn with_variant(mut self, variant: GruVariant) -> Self {
+        self.variant = variant;
+        self
+    }
+
+    /// Sets the initialisation.
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Draws `w_ih` then `w_hh` from `rng` and builds the cell with gate activation `gate`
+    /// and candidate activation `cell`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero size or an invalid initialisation.
+    pub fn init<F: Float, G: Activation<F>, C: Activation<F>>(
+        &self,
+        gate: G,
+        cell: C,
+        rng: &mut (impl Rng + ?Sized),
+    ) -> Result<Gru<F, G, C>> {
+        let (input, hidden) = (self.input_size, self.hidden_size);
+        let params = GatedParams::draw(3, input, hidden, self.bias, self.init, rng)?;
+        Gru::from_params(params, self.variant, gate, cell)
+    }
+}
+
+/// The GRU cell, with gate activation `G` (σ by default) and candidate activation `C` (tanh
+/// by default). With `a = x_t·W_ih + b_ih` and `u = h_{t−1}·W_hh + b_hh`, each in three
+/// blocks `r, z, n`:
+///
+/// ```text
+/// r = G(a_r + u_r)      z = G(a_z + u_z)
+/// n = C(a_n + r ⊙ u_n)                                   (GruVariant::ResetAfter)
+/// n = C(a_n + (r ⊙ h_{t−1})·W_hn + b_hn)                 (GruVariant::ResetBefore)
+/// h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+/// ```
+///
+/// The state is `h_t` alone. With σ, tanh, [`GruVariant::ResetAfter`] and PyTorch's weights
+/// transposed (see [`GatedParams`]) it computes `nn.GRU`'s step.
+///
+/// The backward pass, for `δh = ∂L/∂h_t`: `δn = δh ⊙ (1 − z) ⊙ C'(n)`,
+/// `δz = δh ⊙ (h_{t−1} − n) ⊙ G'(z)`; reset after: `δr = δn ⊙ u_n ⊙ G'(r)` and the
+/// recurrent product sees `[δr, δz, r ⊙ δn]`; reset before: `δ(r⊙h) = δn·W_hnᵀ`,
+/// `δr = δ(r⊙h) ⊙ h_{t−1} ⊙ G'(r)`. Then `∂L/∂h_{t−1} = δh ⊙ z + ` the recurrent
+/// products' input gradients, and `∂L/∂x_t = [δr, δz, δn]·W_ihᵀ`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gru<F, G = Sigmoid, C = Tanh> {
+    params: GruParams<F>,
+    variant: GruVariant,
+    gate: G,
+    cell: C,
+}
+
+/// What a [`Gru`] step keeps for its backward pass: the activated gates `[r z n]`, the
+/// recurrent product `u` (its `n` block, for [`GruVariant::ResetAfter`]), `r ⊙ h_{t−1}`
+/// (for [`GruVariant::ResetBefore`]), the pre-activations when an activation's derivative
+/// needs its input, and a scratch buffer for the backward pass.
+#[derive(Debug)]
+pub struct GruCache<F> {
+    gates: Array2<F>,
+    recurrent: Array2<F>,
+    reset_h: Array2<F>,
+    pre: Option<Array2<F>>,
+    scratch: Scratch<F>,
+}
+
+impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
+    /// A cell from explicit parameters (three gate blocks `r, z, n`).
+    ///
+    /// # Errors
+    /// As [`GatedParams::new`] with three gates (re-checked, since the fields are public).
+    pub fn from_params(
+        params: GruParams<F>,
+        variant: GruVariant,
+        gate: G,
+        cell: C,
+    ) -> Result<Self> {
+        Ok(Gru {
+            params: params.checked(3)?,
+            variant,
+            gate,
+            cell,
+        })
+    }
+
+    /// The weights, by name.
+    pub fn weights(&self) -> &GruParams<F> {
+        &self.params
+    }
+
+    /// The weights, writable. Shapes must stay as they are: the cell checks them at every
+    /// step and reports a change as an error.
+    pub fn weights_mut(&mut self) -> &mut GruParams<F> {
+        &mut self.params
+    }
+
+    /// Where the reset gate applies.
+    pub fn variant(&self) -> GruVariant {
+        self.variant
+    }
+
+    /// The gate activation `G`.
+    pub fn gate_activation(&self) -> &G {
+        &self.gate
+    }
+
+    /// The candidate activation `C`.
+    pub fn cell_activation(&self) -> &C {
+        &self.cell
+    }
+
+    fn check_cache(&self, op: &'static str, batch: usize, cache: &GruCache<F>) -> Result<()> {
+        let h = self.hidden_size();
+        let pre_ok = cache.pre.as_ref().is_none_or(|p| p.dim() == (batch, 3 * h));
+        if cache.gates.dim() != (batch, 3 * h)
+            || cache.recurrent.dim() != (batch, 3 * h)
+            || cache.reset_h.dim() != (batch, h)
+            || !pre_ok
+        {
+            return Err(Error::shape(op, &[batch, 3 * h], cache.gates.shape()));
+        }
+        Ok(())
+    }
+}
+
+impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
+    type Params = GruParams<F>;
+    type Cache = GruCache<F>;
+
+    fn input_size(&self) -> usize {
+        self.params.w_ih.nrows()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.params.hidden()
+    }
+
+    fn params(&self) -> &dyn ParamSet<F> {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
+        &mut self.params
+    }
+
+    fn zero_grads(&self) -> GruParams<F> {
+        self.params.zeros_like()
+    }
+
+    fn new_cache(&self, batch: usize) -> GruCache<F> {
+        let h = self.hidden_size();
+        let needs_pre = self.gate.needs_input() || self.cell.needs_input();
+        GruCache {
+            gates: Array2::zeros((batch, 3 * h)),
+            recurrent: Array2::zeros((batch, 3 * h)),
+            reset_h: Array2::zeros((batch, h)),
+            pre: needs_pre.then(|| Array2::zeros((batch, 3 * h))),
+            scratch: Scratch::default(),
+        }
+    }
+
+    fn forward(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        mut next: ArrayViewMut2<'_, F>,
+        cache: &mut GruCache<F>,
+    ) -> Result<()> {
+        let batch = check_forward("Gru::forward", self, x, prev, next.view())?;
+        self.check_cache("Gru::forward cache", batch, cache)?;
+        let (p, h) = (&self.params, self.hidden_size());
+        let (a, u) = (&mut cache.gates, &mut cache.recurrent);
+        input_product(x, p.w_ih.view(), F::zero(), a.view_mut())?;
+        if let Some(b) = &p.b_ih {
+            *a += b;
+        }
+        // u = h·W_hh + b_hh; for the reset-before variant only its r and z blocks now.
+        let width = match self.variant {
+            GruVariant::ResetAfter => 3 * h,
+            GruVariant::ResetBefore => 2 * h,
+        };
+        gemm(
+            F::one(),
+            prev,
+            p.w_hh.slice(s![.., ..width]),
+            F::zero(),
+            u.slice_mut(s![.., ..width]),
+        )?;
+        u.slice_mut(s![.., width..]).fill(F::zero());
+        if let Some(b) = &p.b_hh {
+            *u += b;
+        }
+        let mut rz = a.slice_mut(s![.., ..2 * h]);
+        rz += &u.slice(s![.., ..2 * h]);
+        if let Some(pre) = &mut cache.pre {
+            pre.slice_mut(s![.., ..2 * h]).assign(&rz);
+        }
+        activate_columns(&self.gate, a.view_mut(), 0, 2 * h);
+        let (rz, mut n) = a.view_mut().split_at(Axis(1), 2 * h);
+        let r = rz.slice(s![.., ..h]);
+        match self.variant {
+            GruVariant::ResetAfter => {
+                ndarray::Zip::from(&mut n)
+                    .and(&r)
+                    .and(u.slice(s![.., 2 * h..]))
+                    .for_each(|n, &r, &un| *n += r * un);
+            }
+            GruVariant::ResetBefore => {
+                ndarray::Zip::from(&mut cache.reset_h)
+                    .and(&r)
+                    .and(&prev)
+                    .for_each(|rh, &r, &h| *rh = r * h);
+                // u_n = (r ⊙ h)·W_hn + b_hn (the bias was added above).
+                gemm(
+                    F::one(),
+                    cache.reset_h.view(),
+                    p.w_hh.slice(s![.., 2 * h..]),
+                    F::one(),
+                    u.slice_mut(s![.., 2 * h..]),
+                )?;
+                n += &u.slice(s![.., 2 * h..]);
+            }
+        }
+        if let Some(pre) = &mut cache.pre {
+            pre.slice_mut(s![.., 2 * h..]).assign(&n);
+        }
+        activate_columns(&self.cell, a.view_mut(), 2 * h, 3 * h);
+        ndarray::Zip::from(&mut next)
+            .and(a.slice(s![.., h..2 * h]))
+            .and(a.slice(s![.., 2 * h..]))
+            .and(&prev)
+            .for_each(|out, &z, &n, &h| *out = (F::one() - z) * n + z * h);
+        Ok(())
+    }
+
+    fn backward(
+        &self,
+        step: StepRecord<'_, F, GruCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut GruParams<F>,
+    ) -> Result<()> {
+        check_one_block("Gru::backward", step, &deltas)?;
+        self.backward_stacked(step, deltas, grads)
+    }
+
+    /// All blocks at once: the gate gradients of every block side by side, one product each
+    /// for `∂L/∂h_{t−1}` and `∂L/∂x_t`, and the parameter gradients from the blocks' sum
+    /// (the step is linear in `d_next` given the cache).
+    fn backward_stacked(
+        &self,
+        step: StepRecord<'_, F, GruCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut GruParams<F>,
+    ) -> Result<()> {
+        let batch = check_deltas("Gru::backward", self, step, &deltas)?;
+        let cache = step.cache;
+        self.check_cache("Gru::backward cache", batch, cache)?;
+        let (p, h) = (&self.params, self.hidden_size());
+        let StepDeltas {
+            d_next,
+            mut d_prev,
+            mut d_x,
+        } = deltas;
+        let rows = d_next.nrows();
+        let (gate, cell) = (&self.gate, &self.cell);
+        let pre = cache.pre.as_ref();
+        let at = |b: usize, k: usize| pre.map(|p| p[[b, k]]);
+        let a = &cache.gates;
+        // Scratch: δa = [δr δz δn] (input side) and δu (recurrent side), 3·hidden each.
+        cache.scratch.with(rows, 6 * h, |mut buffer| {
+            let (mut da, mut du) = buffer.view_mut().split_at(Axis(1), 3 * h);
+            for r in 0..rows {
+                let b = r % batch;
+                for j in 0..h {
+                    let (z, n, hp) = (a[[b, h + j]], a[[b, 2 * h + j]], step.prev[[b, j]]);
+                    let dh = d_next[[r, j]];
+                    da[[r, h + j]] = dh * (hp - n) * slope(gate, at(b, h + j), z);
+                    da[[r, 2 * h + j]] = dh * (F::one() - z) * slope(cell, at(b, 2 * h + j), n);
+                    d_prev[[r, j]] = dh * z;
+                }
+            }
+            match self.variant {
+                GruVariant::ResetAfter => {
+                    for r in 0..rows {
+                        let b = r % batch;
+                        for j in 0..h {
+                            let (g_r, u_n, dn) = (
+                                a[[b, j]],
+                                cache.recurrent[[b, 2 * h + j]],
+                                da[[r, 2 * h + j]],
+                            );
+                            let dr = dn * u_n * slope(gate, at(b, j), g_r);
+                            da[[r, j]] = dr;
+                            du[[r, j]] = dr;
+                            du[[r, h + j]] = da[[r, h + j]];
+                            du[[r, 2 * h + j]] = dn * g_r;
+                        }
+                    }
+                    gemm(F::one(), du.view(), p.w_hh.t(), F::one(), d_prev.view_mut())?;
+                }
+                GruVariant::ResetBefore => {
+                    // δ(r ⊙ h) = δn·W_hnᵀ, kept in δu's first block.
+                    let w_hn = p.w_hh.slice(s![.., 2 * h..]);
+                    gemm(
+                        F::one(),
+                        da.slice(s![.., 2 * h..]),
+                        w_hn.t(),
+                        F::zero(),
+                        du.slice_mut(s![.., ..h]),
+                    )?;
+                    for r in 0..rows {
+                        let b = r % batch;
+                        for j in 0..h {
+                            let (g_r, hp, d_rh) = (a[[b, j]], step.prev[[b, j]], du[[r, j]]);
+                            da[[r, j]] = d_rh * hp * slope(gate, at(b, j), g_r);
+                            d_prev[[r, j]] += d_rh * g_r;
+                        }
+                    }
+                    let w_rz = p.w_hh.slice(s![.., ..2 * h]);
+                    gemm(
+                        F::one(),
+                        da.slice(s![.., ..2 * h]),
+                        w_rz.t(),
+                        F::one(),
+                        d_prev.view_mut(),
+                    )?;
+                }
+            }
+            input_delta(da.view(), p.w_ih.view(), d_x.as_mut())?;
+            sum_blocks(da.view_mut(), batch);
+            let da0 = da.slice(s![..batch, ..]);
+            grads.add_input_grads(step.x, da0)?;
+            match self.variant {
+                GruVariant::ResetAfter => {
+                    sum_blocks(du.view_mut(), batch);
+                    let du0 = du.slice(s![..batch, ..]);
+                    add_outer(step.prev, du0, grads.w_hh.view_mut())?;
+                    add_row_sums(grads.b_hh.as_mut(), du0);
+                }
+                GruVariant::ResetBefore => {
+                    add_outer(
+                        step.prev,
+                        da0.slice(s![.., ..2 * h]),
+                        grads.w_hh.slice_mut(s![.., ..2 * h]),
+                    )?;
+                    add_outer(
+                        cache.reset_h.view(),
+                        da0.slice(s![.., 2 * h..]),
+                        grads.w_hh.slice_mut(s![.., 2 * h..]),
+                    )?;
+                    add_row_sums(grads.b_hh.as_mut(), da0);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn bad_shapes_and_tokens_are_errors_not_panics() {
+        let cell: Gru<f64> = GruConfig::new(4, 3)
+            .init(Sigmoid, Tanh, &mut StdRng::seed_from_u64(0))
+            .unwrap();
+        assert_eq!(cell.state_size(), 3);
+        let prev = Array2::zeros((2, 3));
+        let mut next = Array2::zeros((2, 3));
+        let mut cache = cell.new_cache(2);
+        let bad = cell.forward(
+            Input::Tokens(&[0, 4]),
+            prev.view(),
+            next.view_mut(),
+            &mut cache,
+        );
+        assert!(matches!(bad, Err(Error::TokenOutOfRange { token: 4, .. })));
+        let mut small = cell.new_cache(1);
+        let bad = cell.forward(
+            Input::Tokens(&[0, 1]),
+            prev.view(),
+            next.view_mut(),
+            &mut small,
+        );
+        assert!(matches!(bad, Err(Error::ShapeMismatch { .. })));
+        let four_gates = GatedParams::new(
+            4,
+            Array2::<f64>::zeros((4, 12)),
+            Array2::zeros((3, 12)),
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(Gru::from_params(four_gates, GruVariant::ResetAfter, Sigmoid, Tanh).is_err());
+        assert!(GruConfig::new(4, 0)
+            .init::<f64, _, _>(Sigmoid, Tanh, &mut StdRng::seed_from_u64(0))
+            .is_err());
+    }
+}

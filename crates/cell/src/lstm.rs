@@ -1,0 +1,404 @@
+//! The long short-term memory cell, generic over its gate and cell activations.
+
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use rand::Rng;
+use recur_core::activation::{Activation, Sigmoid, Tanh};
+use recur_core::linalg::gemm;
+use recur_core::{Error, Float, Input, ParamSet, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::gated::{
+    activate_columns, add_outer, add_row_sums, slope, sum_blocks, GatedParams, LstmParams, Scratch,
+};
+use crate::step::{check_deltas, check_forward, check_one_block, input_delta, input_product};
+use crate::{Cell, Init, StepDeltas, StepRecord};
+
+/// Sizes and options of an [`Lstm`] cell; [`LstmConfig::init`] builds one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LstmConfig {
+    /// Input features, or vocabulary size for token inputs.
+    pub input_size: usize,
+    /// Hidden units (the cell state `c` has as many).
+    pub hidden_size: usize,
+    /// Whether the cell has the two biases `b_ih` and `b_hh` (PyTorch's `bias=True`).
+    pub bias: bool,
+    /// Whether the forget-gate block of `b_ih` starts at 1.0 instead of 0, so the cell
+    /// keeps its memory at the start of training. Needs `bias`.
+    pub forget_bias: bool,
+    /// Initialisation of `w_ih` and `w_hh` (biases start at zero).
+    pub init: Init,
+}
+
+impl LstmConfig {
+    /// A configuration with both biases, no forget-gate offset, and [`Init::UniformFanIn`].
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        LstmConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+            forget_bias: false,
+            init: Init::UniformFanIn,
+        }
+    }
+
+    /// Sets whether the cell has biases.
+    pub fn with_bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    /// Sets whether the forget-gate bias starts at 1.0.
+    pub fn with_forget_bias(mut self, forget_bias: bool) -> Self {
+        self.forget_bias = forget_bias;
+        self
+    }
+
+    /// Sets the initialisation.
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Draws `w_ih` then `w_hh` from `rng` and builds the cell with gate activation `gate`
+    /// and cell activation `cell`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero size, an invalid initialisation, or
+    /// `forget_bias` without `bias`.
+    pub fn init<F: Float, G: Activation<F>, C: Activation<F>>(
+        &self,
+        gate: G,
+        cell: C,
+        rng: &mut (impl Rng + ?Sized),
+    ) -> Result<Lstm<F, G, C>> {
+        if self.forget_bias && !self.bias {
+            return Err(Error::config(
+                "LstmConfig::forget_bias",
+                "needs bias: the offset lives in b_ih",
+            ));
+        }
+        let (input, hidden) = (self.input_size, self.hidden_size);
+        let mut params = GatedParams::draw(4, input, hidden, self.bias, self.init, rng)?;
+        if let (true, Some(b)) = (self.forget_bias, &mut params.b_ih) {
+            b.slice_mut(s![hidden..2 * hidden]).fill(F::one());
+        }
+        Lstm::from_params(params, gate, cell)
+    }
+}
+
+/// The LSTM cell, with gate activation `G` (σ by default) and cell activation `C` (tanh by
+/// default):
+///
+/// ```text
+/// a   = x_t·W_ih + h_{t−1}·W_hh + b_ih + b_hh          (4 blocks: i, f, g, o)
+/// i = G(a_i)   f = G(a_f)   g = C(a_g)   o = G(a_o)
+/// c_t = f ⊙ c_{t−1} + i ⊙ g
+/// h_t = o ⊙ C(c_t)
+/// ```
+///
+/// The state is `[h_t | c_t]`: [`Cell::state_size`] is `2·hidden`, `h_t` in the first
+/// `hidden` columns ([`Cell::hidden_offset`] 0). With σ and tanh and PyTorch's weights
+/// transposed (see [`GatedParams`]) it computes `nn.LSTM`'s step.
+///
+/// The backward pass, for `δh = ∂L/∂h_t` and `δc = ∂L/∂c_t + δh ⊙ o ⊙ C'(c_t)`:
+/// `δa_o = δh ⊙ C(c_t) ⊙ G'(a_o)`, `δa_i = δc ⊙ g ⊙ G'(a_i)`,
+/// `δa_f = δc ⊙ c_{t−1} ⊙ G'(a_f)`, `δa_g = δc ⊙ i ⊙ C'(a_g)`, then
+/// `∂L/∂c_{t−1} = δc ⊙ f`, `∂L/∂h_{t−1} = δa·W_hhᵀ`, `∂L/∂x_t = δa·W_ihᵀ`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lstm<F, G = Sigmoid, C = Tanh> {
+    params: LstmParams<F>,
+    gate: G,
+    cell: C,
+}
+
+/// What an [`Lstm`] step keeps for its backward pass: the activated gates `[i f g o]`,
+/// `C(c_t)`, the pre-activations when an activation's derivative needs its input, and a
+/// scratch buffer for the backward pass.
+#[derive(Debug)]
+pub struct LstmCache<F> {
+    gates: Array2<F>,
+    c_act: Array2<F>,
+    pre: Option<Array2<F>>,
+    scratch: Scratch<F>,
+}
+
+impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
+    /// A cell from explicit parameters (four gate blocks `i, f, g, o`).
+    ///
+    /// # Errors
+    /// As [`GatedParams::new`] with four gates (re-checked, since the fields are public).
+    pub fn from_params(params: LstmParams<F>, gate: G, cell: C) -> Result<Self> {
+        Ok(Lstm {
+            params: params.checked(4)?,
+            gate,
+            cell,
+        })
+    }
+
+    /// The weights, by name.
+    pub fn weights(&self) -> &LstmParams<F> {
+        &self.params
+    }
+
+    /// The weights, writable. Shapes must stay as they are: the cell checks them at every
+    /// step and reports a change as an error.
+    pub fn weights_mut(&mut self) -> &mut LstmParams<F> {
+        &mut self.params
+    }
+
+    /// The gate activation `G`.
+    pub fn gate_activation(&self) -> &G {
+        &self.gate
+    }
+
+    /// The cell activation `C`.
+    pub fn cell_activation(&self) -> &C {
+        &self.cell
+    }
+
+    fn needs_pre(&self) -> bool {
+        self.gate.needs_input() || self.cell.needs_input()
+    }
+}
+
+impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
+    type Params = LstmParams<F>;
+    type Cache = LstmCache<F>;
+
+    fn input_size(&self) -> usize {
+        self.params.w_ih.nrows()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.params.hidden()
+    }
+
+    fn state_size(&self) -> usize {
+        2 * self.params.hidden()
+    }
+
+    fn params(&self) -> &dyn ParamSet<F> {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
+        &mut self.params
+    }
+
+    fn zero_grads(&self) -> LstmParams<F> {
+        self.params.zeros_like()
+    }
+
+    fn new_cache(&self, batch: usize) -> LstmCache<F> {
+        let h = self.hidden_size();
+        LstmCache {
+            gates: Array2::zeros((batch, 4 * h)),
+            c_act: Array2::zeros((batch, h)),
+            pre: self.needs_pre().then(|| Array2::zeros((batch, 4 * h))),
+            scratch: Scratch::default(),
+        }
+    }
+
+    fn forward(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        mut next: ArrayViewMut2<'_, F>,
+        cache: &mut LstmCache<F>,
+    ) -> Result<()> {
+        let batch = check_forward("Lstm::forward", self, x, prev, next.view())?;
+        let (p, h) = (&self.params, self.hidden_size());
+        if cache.gates.dim() != (batch, 4 * h) || cache.c_act.dim() != (batch, h) {
+            return Err(Error::shape(
+                "Lstm::forward cache",
+                &[batch, 4 * h],
+                cache.gates.shape(),
+            ));
+        }
+        let a = &mut cache.gates;
+        input_product(x, p.w_ih.view(), F::zero(), a.view_mut())?;
+        gemm(
+            F::one(),
+            prev.slice(s![.., ..h]),
+            p.w_hh.view(),
+            F::one(),
+            a.view_mut(),
+        )?;
+        for b in [&p.b_ih, &p.b_hh].into_iter().flatten() {
+            *a += b;
+        }
+        if let Some(pre) = &mut cache.pre {
+            if pre.dim() != a.dim() {
+                return Err(Error::shape("Lstm::forward cache", a.shape(), pre.shape()));
+            }
+            pre.assign(a);
+        }
+        activate_columns(&self.gate, a.view_mut(), 0, 2 * h);
+        activate_columns(&self.cell, a.view_mut(), 2 * h, 3 * h);
+        activate_columns(&self.gate, a.view_mut(), 3 * h, 4 * h);
+        let (mut h_next, mut c_next) = next.view_mut().split_at(Axis(1), h);
+        let c_prev = prev.slice(s![.., h..]);
+        Zip::from(&mut c_next)
+            .and(&c_prev)
+            .and(a.slice(s![.., ..h]))
+            .and(a.slice(s![.., h..2 * h]))
+            .and(a.slice(s![.., 2 * h..3 * h]))
+            .for_each(|c, &c_prev, &i, &f, &g| *c = f * c_prev + i * g);
+        cache.c_act.assign(&c_next);
+        activate_columns(&self.cell, cache.c_act.view_mut(), 0, h);
+        Zip::from(&mut h_next)
+            .and(a.slice(s![.., 3 * h..]))
+            .and(&cache.c_act)
+            .for_each(|h, &o, &cc| *h = o * cc);
+        Ok(())
+    }
+
+    fn backward(
+        &self,
+        step: StepRecord<'_, F, LstmCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut LstmParams<F>,
+    ) -> Result<()> {
+        check_one_block("Lstm::backward", step, &deltas)?;
+        self.backward_stacked(step, deltas, grads)
+    }
+
+    /// All blocks at once: the gate gradients `δa` of every block side by side, one
+    /// product each for `∂L/∂h_{t−1}` and `∂L/∂x_t`, and the parameter gradients from the
+    /// blocks' sum (the step is linear in `d_next` given the cache).
+    fn backward_stacked(
+        &self,
+        step: StepRecord<'_, F, LstmCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut LstmParams<F>,
+    ) -> Result<()> {
+        let batch = check_deltas("Lstm::backward", self, step, &deltas)?;
+        let (p, h) = (&self.params, self.hidden_size());
+        let cache = step.cache;
+        if cache.gates.dim() != (batch, 4 * h) {
+            return Err(Error::shape(
+                "Lstm::backward cache",
+                &[batch, 4 * h],
+                cache.gates.shape(),
+            ));
+        }
+        let StepDeltas {
+            d_next,
+            mut d_prev,
+            mut d_x,
+        } = deltas;
+        let rows = d_next.nrows();
+        let (gate, cell) = (&self.gate, &self.cell);
+        let pre = cache.pre.as_ref();
+        let at = |b: usize, k: usize| pre.map(|p| p[[b, k]]);
+        cache.scratch.with(rows, 4 * h, |mut da| {
+            for r in 0..rows {
+                let b = r % batch;
+                let (a, c_prev) = (cache.gates.row(b), step.prev.row(b));
+                for j in 0..h {
+                    let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
+                    let (c, cc) = (step.next[[b, h + j]], cache.c_act[[b, j]]);
+                    let dh = d_next[[r, j]];
+                    let dc = d_next[[r, h + j]] + dh * o * slope(cell, Some(c), cc);
+                    da[[r, j]] = dc * g * slope(gate, at(b, j), i);
+                    da[[r, h + j]] = dc * c_prev[h + j] * slope(gate, at(b, h + j), f);
+                    da[[r, 2 * h + j]] = dc * i * slope(cell, at(b, 2 * h + j), g);
+                    da[[r, 3 * h + j]] = dh * cc * slope(gate, at(b, 3 * h + j), o);
+                    d_prev[[r, h + j]] = dc * f;
+                }
+            }
+            gemm(
+                F::one(),
+                da.view(),
+                p.w_hh.t(),
+                F::zero(),
+                d_prev.slice_mut(s![.., ..h]),
+            )?;
+            input_delta(da.view(), p.w_ih.view(), d_x.as_mut())?;
+            sum_blocks(da.view_mut(), batch);
+            let da = da.slice(s![..batch, ..]);
+            add_outer(step.prev.slice(s![.., ..h]), da, grads.w_hh.view_mut())?;
+            add_row_sums(grads.b_hh.as_mut(), da);
+            grads.add_input_grads(step.x, da)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn forget_bias_sets_only_the_forget_block_of_b_ih() {
+        let cell: Lstm<f64> = LstmConfig::new(3, 2)
+            .with_forget_bias(true)
+            .init(Sigmoid, Tanh, &mut StdRng::seed_from_u64(0))
+            .unwrap();
+        let b = cell.weights().b_ih.as_ref().unwrap();
+        assert_eq!(b.to_vec(), [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert!(cell
+            .weights()
+            .b_hh
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|v| *v == 0.0));
+        assert!(LstmConfig::new(3, 2)
+            .with_bias(false)
+            .with_forget_bias(true)
+            .init::<f64, _, _>(Sigmoid, Tanh, &mut StdRng::seed_from_u64(0))
+            .is_err());
+    }
+
+    #[test]
+    fn bad_shapes_and_tokens_are_errors_not_panics() {
+        let cell: Lstm<f64> = LstmConfig::new(4, 3)
+            .init(Sigmoid, Tanh, &mut StdRng::seed_from_u64(0))
+            .unwrap();
+        assert_eq!(cell.state_size(), 6);
+        let prev = Array2::zeros((2, 6));
+        let mut next = Array2::zeros((2, 6));
+        let mut cache = cell.new_cache(2);
+        let bad = cell.forward(
+            Input::Tokens(&[0, 4]),
+            prev.view(),
+            next.view_mut(),
+            &mut cache,
+        );
+        assert!(matches!(bad, Err(Error::TokenOutOfRange { token: 4, .. })));
+        let mut narrow = Array2::zeros((2, 3));
+        let bad = cell.forward(
+            Input::Tokens(&[0, 1]),
+            prev.view(),
+            narrow.view_mut(),
+            &mut cache,
+        );
+        assert!(matches!(bad, Err(Error::ShapeMismatch { .. })));
+        let w_ih = Array2::<f64>::zeros((4, 12));
+        let bad = Lstm::from_params(
+            GatedParams::new(
+                3,
+                Array2::<f64>::zeros((4, 9)),
+                Array2::zeros((3, 9)),
+                None,
+                None,
+            )
+            .unwrap(),
+            Sigmoid,
+            Tanh,
+        );
+        assert!(matches!(bad, Err(Error::ShapeMismatch { .. })));
+        assert!(GatedParams::new(
+            4,
+            w_ih,
+            Array2::zeros((3, 12)),
+            None,
+            Some(ndarray::Array1::zeros(11))
+        )
+        .is_err());
+        assert!(LstmConfig::new(0, 3)
+            .init::<f64, _, _>(Sigmoid, Tanh, &mut StdRng::seed_from_u64(0))
+            .is_err());
+    }
+}

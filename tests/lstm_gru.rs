@@ -1,0 +1,272 @@
+//! The gated cells against finite differences: `Lstm` and `Gru` (both variants) with several
+//! pairs of gate and candidate activations, alone and stacked 2 and 3 deep, under full BPTT;
+//! and every truncation scheme whose window covers the sequence giving the same gradient.
+
+use ndarray::{Array1, Array2};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use recur::core::params;
+use recur::prelude::*;
+use recur::{gradient_check, GatedParams, Gradients};
+
+/// Step of the central differences.
+const EPS: f64 = 1e-5;
+
+/// Gradients below this size are compared absolutely: with a summed loss near 25, rounding
+/// moves a difference quotient by about `25·1e-16/ε = 2.5e-10`, which is a relative error of
+/// 1e-3 on the gradients of 1e-7 that reach the first layer of a 3-deep stack of
+/// saturating gates. Above it the comparison is relative.
+const FLOOR: f64 = 1e-4;
+
+/// Worst error allowed, `|a − n| / (|a| + |n| + FLOOR)`; measured errors stay below 6e-6,
+/// and a wrong derivative gives errors of order 1e-1.
+const GRADIENT_TOLERANCE: f64 = 1e-5;
+
+const VOCAB: usize = 6;
+const HIDDEN: usize = 4;
+const LEN: usize = 7;
+/// Weights in `[−1, 1)`: large enough that a gradient reaching the first layer of a deep
+/// stack stays far above the rounding floor of the difference quotients.
+const INIT: Init = Init::Uniform {
+    low: -1.0,
+    high: 1.0,
+};
+
+fn random_bias(len: usize, rng: &mut StdRng) -> Option<Array1<f64>> {
+    Some(Array1::from_shape_fn(len, |_| rng.random_range(-0.5..0.5)))
+}
+
+/// Random nonzero biases, so no unit sits on a kink or a symmetric point.
+fn randomise_biases(p: &mut GatedParams<f64>, rng: &mut StdRng) {
+    let width = p.w_hh.ncols();
+    p.b_ih = random_bias(width, rng);
+    p.b_hh = random_bias(width, rng);
+}
+
+fn lstm<G: Activation<f64>, C: Activation<f64>>(
+    input: usize,
+    gate: G,
+    cell: C,
+    rng: &mut StdRng,
+) -> Lstm<f64, G, C> {
+    let mut lstm = LstmConfig::new(input, HIDDEN)
+        .with_init(INIT)
+        .init(gate, cell, rng)
+        .unwrap();
+    randomise_biases(lstm.weights_mut(), rng);
+    lstm
+}
+
+fn gru<G: Activation<f64>, C: Activation<f64>>(
+    input: usize,
+    variant: GruVariant,
+    gate: G,
+    cell: C,
+    rng: &mut StdRng,
+) -> Gru<f64, G, C> {
+    let mut gru = GruConfig::new(input, HIDDEN)
+        .with_variant(variant)
+        .with_init(INIT)
+        .init(gate, cell, rng)
+        .unwrap();
+    randomise_biases(gru.weights_mut(), rng);
+    gru
+}
+
+fn tokens(batch: usize, seed: u64) -> (Array2<usize>, Array2<usize>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let x = Array2::from_shape_fn((LEN, batch), |_| rng.random_range(0..VOCAB));
+    let y = Array2::from_shape_fn((LEN, batch), |_| rng.random_range(0..VOCAB));
+    (x, y)
+}
+
+fn seq<'a>(x: &'a Array2<usize>, y: &'a Array2<usize>) -> SeqBatch<'a, f64> {
+    SeqBatch {
+        inputs: SeqInput::Tokens(x.view()),
+        targets: SeqTargets::Classes(y.view()),
+    }
+}
+
+/// The model's worst relative error against central differences under full BPTT, after
+/// checking that every scheme whose window covers the sequence gives full BPTT's gradient
+/// to 1e-12 and that a shorter window does not.
+fn check_model<C: Cell<f64>>(cell: C, name: &str) -> f64 {
+    let mut rng = StdRng::seed_from_u64(99);
+    let readout = LinearConfig::new(HIDDEN, VOCAB)
+        .with_bias(true)
+        .init(&mut rng)
+        .unwrap();
+    let mut model = Model::new(cell, readout).unwrap();
+    let (x, y) = tokens(2, 5);
+    let gradient = |model: &Model<f64, C>, scheme: &str| -> Gradients<f64, C> {
+        let mut g = model.zero_grads();
+        Bptt::new(scheme.parse().unwrap(), Reduction::Sum)
+            .accumulate(model, &SoftmaxCrossEntropy, seq(&x, &y), None, &mut g)
+            .unwrap();
+        g
+    };
+    let full = gradient(&model, "full");
+    for scheme in ["chunked:7", "per-output:6", "bptt:7:1", "bptt:9:3"] {
+        let diff = params::max_abs_diff(&full, &gradient(&model, scheme)).unwrap();
+        assert!(diff < 1e-12, "{name}, {scheme}: {diff}");
+    }
+    let truncated = params::max_abs_diff(&full, &gradient(&model, "chunked:2")).unwrap();
+    assert!(truncated > 1e-6, "{name}: a short window must truncate");
+    // The engine's own check, relative only: it holds where no gradient is tiny.
+    if !name.contains("stack") {
+        let report = gradient_check(
+            &mut model,
+            &SoftmaxCrossEntropy,
+            seq(&x, &y),
+            Reduction::Sum,
+            EPS,
+            1,
+        )
+        .unwrap();
+        assert!(report.max_relative_error() < 1e-4, "{name}: {report:#?}");
+    }
+    // Entry by entry, with the floor for tiny gradients.
+    let analytic = params::flatten(&full);
+    let theta = params::flatten(&model);
+    let loss = |model: &mut Model<f64, C>, k: usize, delta: f64| {
+        let mut moved = theta.clone();
+        moved[k] += delta;
+        params::assign_flat(model, &moved).unwrap();
+        Bptt::new(Truncation::full(), Reduction::Sum)
+            .evaluate(model, &SoftmaxCrossEntropy, seq(&x, &y), None)
+            .unwrap()
+            .total
+    };
+    let mut worst = (0.0_f64, 0, 0.0, 0.0);
+    for (k, &a) in analytic.iter().enumerate() {
+        let n = (loss(&mut model, k, EPS) - loss(&mut model, k, -EPS)) / (2.0 * EPS);
+        let error = (a - n).abs() / (a.abs() + n.abs() + FLOOR);
+        if error.is_nan() || error > worst.0 {
+            worst = (error, k, a, n);
+        }
+    }
+    params::assign_flat(&mut model, &theta).unwrap();
+    let (error, k, a, n) = worst;
+    assert!(
+        error < GRADIENT_TOLERANCE,
+        "{name}: entry {k} of {}, analytic {a}, numeric {n} (error {error})",
+        analytic.len()
+    );
+    error
+}
+
+/// One cell, then stacks of 2 and 3, each through [`check_model`].
+fn check_depths<C: Cell<f64>>(name: &str, mut layer: impl FnMut(usize, &mut StdRng) -> C) {
+    let mut rng = StdRng::seed_from_u64(11);
+    for depth in 1..=3 {
+        let mut layers = vec![layer(VOCAB, &mut rng)];
+        for _ in 1..depth {
+            layers.push(layer(HIDDEN, &mut rng));
+        }
+        let error = if depth == 1 {
+            check_model(layers.pop().unwrap(), name)
+        } else {
+            check_model(
+                Stack::new(layers).unwrap(),
+                &format!("{name}, stack of {depth}"),
+            )
+        };
+        eprintln!("{name} × {depth}: worst error {error:.1e}");
+    }
+}
+
+macro_rules! lstm_pairs {
+    ($($gate:expr, $cell:expr);* $(;)?) => {$(
+        check_depths(
+            &format!("lstm {}/{}", Activation::<f64>::name(&$gate), Activation::<f64>::name(&$cell)),
+            |input, rng| lstm(input, $gate, $cell, rng),
+        );
+    )*};
+}
+
+macro_rules! gru_pairs {
+    ($($gate:expr, $cell:expr);* $(;)?) => {$(
+        for variant in [GruVariant::ResetAfter, GruVariant::ResetBefore] {
+            check_depths(
+                &format!(
+                    "gru {variant:?} {}/{}",
+                    Activation::<f64>::name(&$gate),
+                    Activation::<f64>::name(&$cell)
+                ),
+                |input, rng| gru(input, variant, $gate, $cell, rng),
+            );
+        }
+    )*};
+}
+
+#[test]
+fn lstm_passes_the_gradient_check_alone_and_stacked_under_every_scheme() {
+    lstm_pairs! {
+        Sigmoid, Tanh;
+        Sigmoid, Softsign;
+        Sigmoid, Identity;
+        Tanh, Tanh;
+        Softsign, Tanh;
+        Sigmoid, LeakyRelu { slope: 0.1 };
+    }
+}
+
+#[test]
+fn gru_passes_the_gradient_check_alone_and_stacked_under_every_scheme() {
+    gru_pairs! {
+        Sigmoid, Tanh;
+        Sigmoid, Softsign;
+        Sigmoid, Identity;
+        Tanh, Tanh;
+        Softsign, Tanh;
+        Sigmoid, LeakyRelu { slope: 0.1 };
+    }
+}
+
+#[test]
+fn token_inputs_give_the_gradients_of_one_hot_rows_with_sparse_rows() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let model_lstm = Model::new(
+        lstm(VOCAB, Sigmoid, Tanh, &mut rng),
+        LinearConfig::new(HIDDEN, VOCAB).init(&mut rng).unwrap(),
+    )
+    .unwrap();
+    let model_gru = Model::new(
+        gru(VOCAB, GruVariant::ResetBefore, Sigmoid, Tanh, &mut rng),
+        LinearConfig::new(HIDDEN, VOCAB).init(&mut rng).unwrap(),
+    )
+    .unwrap();
+    let (x, y) = tokens(3, 8);
+    let one_hot = ndarray::Array3::from_shape_fn((LEN, 3, VOCAB), |(t, b, v)| {
+        f64::from(u8::from(x[[t, b]] == v))
+    });
+    fn both<'a, C: Cell<f64>>(
+        model: &Model<f64, C>,
+        x: &'a Array2<usize>,
+        one_hot: &'a ndarray::Array3<f64>,
+        y: &'a Array2<usize>,
+    ) {
+        let run = |inputs: SeqInput<'a, f64>| {
+            let mut g = model.zero_grads();
+            let batch = SeqBatch {
+                inputs,
+                targets: SeqTargets::Classes(y.view()),
+            };
+            Bptt::new(Truncation::full(), Reduction::Sum)
+                .accumulate(model, &SoftmaxCrossEntropy, batch, None, &mut g)
+                .unwrap();
+            g
+        };
+        let sparse = run(SeqInput::Tokens(x.view()));
+        let dense = run(SeqInput::Dense(one_hot.view()));
+        assert!(params::max_abs_diff(&sparse, &dense).unwrap() < 1e-13);
+        let rows = sparse.slot(0).rows.expect("token inputs track rows");
+        let mut seen: Vec<usize> = x.iter().copied().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let mut rows = rows.to_vec();
+        rows.sort_unstable();
+        assert_eq!(rows, seen);
+    }
+    both(&model_lstm, &x, &one_hot, &y);
+    both(&model_gru, &x, &one_hot, &y);
+}
