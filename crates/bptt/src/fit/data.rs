@@ -50,6 +50,9 @@ pub trait Batches<F: Float> {
 #[derive(Debug, Clone)]
 pub struct TokenBatches {
     kind: Kind,
+    /// The sentence order of the epoch it was drawn for, kept so that each batch of an
+    /// epoch does not shuffle all sentences again.
+    order: Option<(usize, Vec<usize>)>,
     inputs: Array2<usize>,
     targets: Array2<usize>,
 }
@@ -83,6 +86,7 @@ impl TokenBatches {
                 batch: 1,
                 seed: None,
             },
+            order: None,
             inputs: Array2::zeros((0, 0)),
             targets: Array2::zeros((0, 0)),
         })
@@ -136,6 +140,7 @@ impl TokenBatches {
         }
         Ok(TokenBatches {
             kind: Kind::Stream { ids, pieces },
+            order: None,
             inputs: Array2::zeros((0, 0)),
             targets: Array2::zeros((0, 0)),
         })
@@ -170,7 +175,10 @@ impl<F: Float> Batches<F> for TokenBatches {
         }
         match &self.kind {
             Kind::Sentences { pairs, batch, seed } => {
-                let order = epoch_order(pairs.len(), *seed, epoch);
+                if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                    self.order = Some((epoch, epoch_order(pairs.len(), *seed, epoch)));
+                }
+                let order = self.order.as_ref().map_or(&[][..], |(_, o)| o.as_slice());
                 let members = &order[index * batch..((index + 1) * batch).min(order.len())];
                 fill_padded(pairs, members, &mut self.inputs, &mut self.targets);
                 Ok(SeqBatch {
