@@ -223,6 +223,51 @@ fn character_level_streaming_learns_tiny_shakespeare() {
     assert_eq!(summary.generated[0].chars().count(), 200);
 }
 
+/// `--cell` and `--layers` build gated stacks that learn, and a resumed run takes its shape
+/// from the checkpoint, not from the flags' defaults.
+#[test]
+fn gated_stacks_learn_and_resume_with_their_own_shape() {
+    let corpus = shared("tinyshakespeare.txt");
+    let corpus = corpus.to_string_lossy().into_owned();
+    let checkpoint = scratch("gated").join("gru2.ckpt");
+    let checkpoint = checkpoint.to_string_lossy().into_owned();
+    let base = ["--level", "char", "--corpus", &corpus, "--limit", "20000"];
+    let args =
+        |more: &[&str]| -> Vec<String> { base.iter().chain(more).map(|s| s.to_string()).collect() };
+    for cell in ["lstm", "gru"] {
+        let words = args(&[
+            "--cell",
+            cell,
+            "--layers",
+            "2",
+            "--hidden",
+            "32",
+            "--generate",
+            "0",
+        ]);
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let summary = run(&config(&words)).unwrap();
+        assert!(
+            summary.final_loss < summary.initial_loss - 0.8,
+            "{cell}: {summary:?}"
+        );
+    }
+    let first = args(&[
+        "--cell", "gru", "--layers", "2", "--hidden", "24", "--epochs", "1",
+    ]);
+    let first: Vec<&str> = first
+        .iter()
+        .map(String::as_str)
+        .chain(["--save", &checkpoint])
+        .collect();
+    run(&config(&first)).unwrap();
+    let resumed = args(&["--epochs", "2", "--resume", &checkpoint, "--generate", "1"]);
+    let resumed: Vec<&str> = resumed.iter().map(String::as_str).collect();
+    let summary = run(&config(&resumed)).unwrap();
+    assert_eq!(summary.evaluations.len(), 3, "{summary:?}");
+    assert!(summary.final_loss < summary.evaluations[0].watched().unwrap());
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     let dir = scratch("bad");

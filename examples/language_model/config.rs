@@ -7,6 +7,8 @@ use recur::optim::OptimizerConfig;
 use recur::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::network::{CellKind, Shape};
+
 /// Word- or character-level modelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum Level {
@@ -38,7 +40,13 @@ pub struct Config {
     /// Vocabulary size for words, special tokens included (capped at what the corpus has).
     #[arg(long, default_value_t = 8000)]
     pub vocab: usize,
-    /// Hidden units.
+    /// The recurrent cell.
+    #[arg(long, value_enum, default_value_t = CellKind::Elman)]
+    pub cell: CellKind,
+    /// Cells stacked, each reading the one below.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub layers: usize,
+    /// Hidden units (of every layer).
     #[arg(long, default_value_t = 100)]
     pub hidden: usize,
     /// `full`, `chunked:K`, `per-output:K`, `last:K` or `bptt:H:H'`
@@ -105,6 +113,17 @@ pub struct Config {
     /// No progress bar, no per-evaluation lines.
     #[arg(long)]
     pub quiet: bool,
+}
+
+impl Config {
+    /// The network these flags ask for.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            cell: self.cell,
+            layers: self.layers,
+            hidden: self.hidden,
+        }
+    }
 }
 
 /// How losses are combined (a command-line mirror of [`Reduction`]).

@@ -12,9 +12,9 @@ use super::BoxError;
 
 /// Samples text from the model: sentences for words (start token, resample unknown words,
 /// stop at the end token, retry below the minimum length), characters otherwise.
-pub fn generate<F: Float>(
+pub fn generate<F: Float, C: Cell<F>>(
     config: &Config,
-    model: &LanguageModel<F>,
+    model: &LanguageModel<F, C>,
     vocab: &Vocab,
 ) -> Result<Vec<String>, BoxError> {
     let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(1));
@@ -29,8 +29,8 @@ pub fn generate<F: Float>(
     Ok(out)
 }
 
-fn generate_sentence<F: Float>(
-    model: &LanguageModel<F>,
+fn generate_sentence<F: Float, C: Cell<F>>(
+    model: &LanguageModel<F, C>,
     vocab: &Vocabulary,
     min_length: usize,
     rng: &mut StdRng,
@@ -60,8 +60,8 @@ fn generate_sentence<F: Float>(
     Err(format!("no sentence of at least {min_length} words in 100 attempts").into())
 }
 
-fn generate_chars<F: Float>(
-    model: &LanguageModel<F>,
+fn generate_chars<F: Float, C: Cell<F>>(
+    model: &LanguageModel<F, C>,
     vocab: &CharVocabulary,
     len: usize,
     rng: &mut StdRng,
@@ -78,13 +78,13 @@ fn generate_chars<F: Float>(
 }
 
 /// Feeds one token at a time and samples the next from the softmax.
-struct Sampler<F: Float> {
-    predictor: Predictor<F, Elman<F, Tanh>>,
+struct Sampler<F: Float, C: Cell<F>> {
+    predictor: Predictor<F, C>,
     probabilities: Array2<F>,
 }
 
-impl<F: Float> Sampler<F> {
-    fn new(model: &LanguageModel<F>) -> Self {
+impl<F: Float, C: Cell<F>> Sampler<F, C> {
+    fn new(model: &LanguageModel<F, C>) -> Self {
         Sampler {
             predictor: Predictor::new(model, 1),
             probabilities: Array2::zeros((1, model.readout().output_size())),
@@ -97,7 +97,7 @@ impl<F: Float> Sampler<F> {
 
     fn next(
         &mut self,
-        model: &LanguageModel<F>,
+        model: &LanguageModel<F, C>,
         token: usize,
         rng: &mut StdRng,
     ) -> Result<usize, BoxError> {

@@ -2,7 +2,8 @@
 //!
 //! **Word level (default).** Sentences are tokenised, wrapped in `SENTENCE_START` /
 //! `SENTENCE_END`, and the most frequent words (default 8000, capped at what the corpus has)
-//! form the vocabulary; the rest become `UNKNOWN_TOKEN`. The model is `Elman<F, Tanh>` with
+//! form the vocabulary; the rest become `UNKNOWN_TOKEN`. The model is `Elman<F, Tanh>` (`--cell`
+//! and `--layers` choose an LSTM, a GRU or a stack) with
 //! hidden size 100 and a linear readout with softmax cross-entropy. It is trained with plain
 //! SGD (learning rate 0.005) on one sentence per update, `per_output(4)` truncation (the
 //! tutorial's `bptt_truncate = 4`) and summed losses, and the learning rate is halved when the
@@ -40,12 +41,14 @@ use serde::Serialize;
 
 mod config;
 mod generate;
+mod network;
 mod plot;
 mod progress;
 mod session;
 mod text;
 
 pub use config::{Config, Dtype, Level};
+use network::{Build, Job};
 
 /// Errors of this program: the library's, the data crate's, I/O, JSON, plotting.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -111,6 +114,32 @@ fn run_typed<F: Float>(config: &Config) -> Result<Summary, BoxError> {
         .as_deref()
         .map(Checkpoint::<F>::load)
         .transpose()?;
+    let shape = match &resumed {
+        Some(checkpoint) => session::saved_progress(checkpoint)?.shape,
+        None => config.shape(),
+    };
+    network::dispatch(shape, Program { config, resumed })
+}
+
+/// The program once the scalar type is known, waiting for the cell type.
+struct Program<'a, F> {
+    config: &'a Config,
+    resumed: Option<Checkpoint<F>>,
+}
+
+impl<F: Float> Job<F> for Program<'_, F> {
+    type Output = Result<Summary, BoxError>;
+
+    fn run<B: Build<F>>(self, build: B) -> Self::Output {
+        run_model(self.config, self.resumed, build)
+    }
+}
+
+fn run_model<F: Float, B: Build<F>>(
+    config: &Config,
+    resumed: Option<Checkpoint<F>>,
+    build: B,
+) -> Result<Summary, BoxError> {
     let documents = text::load(config)?;
     let vocab = match &resumed {
         Some(checkpoint) => session::saved_vocab(checkpoint)?,
@@ -122,8 +151,8 @@ fn run_typed<F: Float>(config: &Config) -> Result<Summary, BoxError> {
         optimizer,
         mut progress,
     } = match &resumed {
-        Some(checkpoint) => session::restore::<F>(config, checkpoint, vocab.len())?,
-        None => session::fresh::<F>(config, vocab.len())?,
+        Some(checkpoint) => session::restore(config, checkpoint, build, vocab.len())?,
+        None => session::fresh(config, config.shape(), build, vocab.len())?,
     };
     let truncation = config.truncation.unwrap_or(match config.level {
         Level::Word => Truncation::per_output(4)?,
@@ -183,10 +212,10 @@ fn run_typed<F: Float>(config: &Config) -> Result<Summary, BoxError> {
 
 /// Trains with the shared loop: validation on the held-out split, a progress bar, and a
 /// stop after `--stop-after` updates.
-fn train<F: Float>(
+fn train<F: Float, C: Cell<F>>(
     config: &Config,
-    trainer: &mut Trainer<F, Elman<F, Tanh>>,
-    model: &mut session::LanguageModel<F>,
+    trainer: &mut Trainer<F, C>,
+    model: &mut session::LanguageModel<F, C>,
     run: &mut recur::RunState,
     split: &mut text::Split,
 ) -> Result<(), BoxError> {

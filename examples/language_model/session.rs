@@ -12,11 +12,12 @@ use recur::RunState;
 use serde::{Deserialize, Serialize};
 
 use super::config::{Config, Dtype, Level};
+use super::network::{Build, Shape};
 use super::text::Vocab;
 use super::BoxError;
 
-/// The language model: a tanh Elman cell and a linear readout.
-pub type LanguageModel<F> = Model<F, Elman<F, Tanh>>;
+/// The language model: the cell `--cell` and `--layers` chose, and a linear readout.
+pub type LanguageModel<F, C> = Model<F, C>;
 
 /// What a checkpoint holds besides the weights and the optimizer: the settings that shape
 /// the model and where the run stands.
@@ -26,8 +27,9 @@ pub struct Progress {
     pub level: Level,
     /// Scalar type.
     pub dtype: Dtype,
-    /// Hidden units.
-    pub hidden: usize,
+    /// Cell, layers and hidden units.
+    #[serde(flatten)]
+    pub shape: Shape,
     /// The run's seed.
     pub seed: u64,
     /// Counters, position in the data, evaluations, schedule.
@@ -35,20 +37,25 @@ pub struct Progress {
 }
 
 /// A model, its optimizer and its progress.
-pub struct Session<F: Float> {
+pub struct Session<F: Float, C: Cell<F>> {
     /// The model.
-    pub model: LanguageModel<F>,
+    pub model: LanguageModel<F, C>,
     /// The optimizer.
     pub optimizer: Box<dyn Optimizer<F>>,
     /// Where the run stands.
     pub progress: Progress,
 }
 
-/// A new model for `vocab_size` ids, seeded by `--seed`.
-pub fn fresh<F: Float>(config: &Config, vocab_size: usize) -> Result<Session<F>, BoxError> {
+/// A new model of `shape` for `vocab_size` ids, its cells from `build`, seeded by `--seed`.
+pub fn fresh<F: Float, B: Build<F>>(
+    config: &Config,
+    shape: Shape,
+    build: B,
+    vocab_size: usize,
+) -> Result<Session<F, B::Cell>, BoxError> {
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let cell = ElmanConfig::new(vocab_size, config.hidden).init(Tanh, &mut rng)?;
-    let readout = LinearConfig::new(config.hidden, vocab_size).init(&mut rng)?;
+    let cell = build.build(vocab_size, shape.hidden, &mut rng)?;
+    let readout = LinearConfig::new(shape.hidden, vocab_size).init(&mut rng)?;
     let optimizer = config.optimizer.unwrap_or(match config.level {
         Level::Word => OptimizerConfig::Sgd { lr: 0.005 },
         Level::Char => "adagrad:0.1".parse()?,
@@ -56,7 +63,7 @@ pub fn fresh<F: Float>(config: &Config, vocab_size: usize) -> Result<Session<F>,
     let progress = Progress {
         level: config.level,
         dtype: config.dtype,
-        hidden: config.hidden,
+        shape,
         seed: config.seed,
         run: RunState::with_schedule(Schedule::halve_on_plateau()),
     };
@@ -82,13 +89,20 @@ pub fn saved_vocab<F>(checkpoint: &Checkpoint<F>) -> Result<Vocab, BoxError> {
     Ok(serde_json::from_str(metadata(checkpoint, "vocab")?)?)
 }
 
-/// The model, optimizer and progress saved in a checkpoint.
-pub fn restore<F: Float>(
+/// The progress saved in a checkpoint: the model's shape and where the run stands.
+pub fn saved_progress<F>(checkpoint: &Checkpoint<F>) -> Result<Progress, BoxError> {
+    Ok(serde_json::from_str(metadata(checkpoint, "progress")?)?)
+}
+
+/// The model, optimizer and progress saved in a checkpoint; `build` makes cells of the
+/// checkpoint's shape.
+pub fn restore<F: Float, B: Build<F>>(
     config: &Config,
     checkpoint: &Checkpoint<F>,
+    build: B,
     vocab_size: usize,
-) -> Result<Session<F>, BoxError> {
-    let progress: Progress = serde_json::from_str(metadata(checkpoint, "progress")?)?;
+) -> Result<Session<F, B::Cell>, BoxError> {
+    let progress = saved_progress(checkpoint)?;
     if progress.level != config.level {
         return Err(format!(
             "the checkpoint is a {:?}-level model; pass --level {}",
@@ -97,9 +111,7 @@ pub fn restore<F: Float>(
         )
         .into());
     }
-    let mut shape = config.clone();
-    shape.hidden = progress.hidden;
-    let mut session = fresh::<F>(&shape, vocab_size)?;
+    let mut session = fresh(config, progress.shape, build, vocab_size)?;
     checkpoint.restore(&mut session.model)?;
     session.optimizer = checkpoint
         .optimizer
