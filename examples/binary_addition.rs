@@ -13,6 +13,10 @@
 //! - training: full BPTT, one problem per update, plain SGD with learning rate 0.1
 //!   (`Trainer::train_batch`), 10 000 problems.
 //!
+//! `--cell lstm` or `--cell gru` swaps the cell for an `Lstm` or a `Gru` (σ gates, tanh), and
+//! `--layers N` stacks `N` cells (`Stack`), each reading the output of the one below; one
+//! layer is the bare cell. Like a tanh cell, they need `--bias` (see below).
+//!
 //! Every 1 000 problems it prints, as the classic program does, the error `Σ_t |y_t − ŷ_t|`
 //! of the current problem, the predicted and true sums as bit strings (most significant bit
 //! first) and `a + b = c` with the predicted `c`. After training it adds a held-out set of
@@ -45,6 +49,7 @@
 //! cargo run --release --example binary_addition
 //! cargo run --release --example binary_addition -- --hidden 32 --eval-bits 16
 //! cargo run --release --example binary_addition -- --activation tanh --bias
+//! cargo run --release --example binary_addition -- --cell lstm --layers 2 --bias
 //! cargo run --release --example binary_addition -- --quiet --json
 //! ```
 
@@ -53,7 +58,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3};
+use ndarray::{Array2, Array3, ArrayView2};
 use rand::{rngs::StdRng, SeedableRng};
 use recur::data::{from_bits, AdditionSample, AdditionSampler};
 use recur::optim::OptimizerConfig;
@@ -84,9 +89,15 @@ pub struct Config {
     /// Training problems (one parameter update each).
     #[arg(long, default_value_t = 10_000)]
     pub iterations: usize,
-    /// Hidden units of the Elman cell.
+    /// Hidden units of each cell.
     #[arg(long, default_value_t = 16)]
     pub hidden: usize,
+    /// The recurrent cell.
+    #[arg(long, value_enum, default_value_t = CellKind::Elman)]
+    pub cell: CellKind,
+    /// Layers of cells, each reading the output of the one below.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
     /// Learning rate; overrides the one given in --optimizer.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -106,7 +117,8 @@ pub struct Config {
     /// cell, σ(0) = ½ acts as one, but an activation with f(0) = 0 (tanh, relu, …) needs them.
     #[arg(long)]
     pub bias: bool,
-    /// Activation of the recurrent cell (the readout stays sigmoid: its outputs are bits).
+    /// Activation of the Elman cell (the readout stays sigmoid: its outputs are bits; the
+    /// gated cells use σ and tanh).
     #[arg(long, value_enum, default_value_t = ActivationKind::Sigmoid)]
     pub activation: ActivationKind,
     /// Update rule, e.g. `sgd:0.1`, `momentum:0.05:0.9`, `adam:0.01`.
@@ -130,7 +142,18 @@ impl Default for Config {
     }
 }
 
-/// Activations the cell can use.
+/// The recurrent cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CellKind {
+    /// `Elman`, with the activation of `--activation` (the classic program).
+    Elman,
+    /// `Lstm`, σ gates and tanh.
+    Lstm,
+    /// `Gru` (PyTorch's variant), σ gates and tanh.
+    Gru,
+}
+
+/// Activations the Elman cell can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ActivationKind {
     /// Logistic sigmoid, as in the classic program.
@@ -237,18 +260,60 @@ fn print_summary(summary: &Summary) {
 /// evaluates it on held-out problems.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for zero iterations, hidden units, evaluation problems or
-/// report interval, or an invalid width or optimizer; training errors from the engine.
+/// [`Error::InvalidConfig`] for zero iterations, hidden units, layers, evaluation problems
+/// or report interval, or an invalid width or optimizer; training errors from the engine.
 pub fn run(config: &Config) -> Result<Summary> {
     check(config)?;
-    // The cell is generic over its activation: one monomorphised loop per choice.
-    match config.activation {
-        ActivationKind::Sigmoid => train(config, Sigmoid),
-        ActivationKind::Tanh => train(config, Tanh),
-        ActivationKind::Softsign => train(config, Softsign),
-        ActivationKind::Relu => train(config, Relu),
-        ActivationKind::LeakyRelu => train(config, LeakyRelu::default()),
-        ActivationKind::Identity => train(config, Identity),
+    // Cells are generic over their activations: one monomorphised loop per choice.
+    match (config.cell, config.activation) {
+        (CellKind::Lstm, _) => train_layers(config, |input, rng| {
+            LstmConfig::new(input, config.hidden)
+                .with_bias(config.bias)
+                .with_init(INIT)
+                .init(Sigmoid, Tanh, rng)
+        }),
+        (CellKind::Gru, _) => train_layers(config, |input, rng| {
+            GruConfig::new(input, config.hidden)
+                .with_bias(config.bias)
+                .with_init(INIT)
+                .init(Sigmoid, Tanh, rng)
+        }),
+        (CellKind::Elman, ActivationKind::Sigmoid) => train_elman(config, Sigmoid),
+        (CellKind::Elman, ActivationKind::Tanh) => train_elman(config, Tanh),
+        (CellKind::Elman, ActivationKind::Softsign) => train_elman(config, Softsign),
+        (CellKind::Elman, ActivationKind::Relu) => train_elman(config, Relu),
+        (CellKind::Elman, ActivationKind::LeakyRelu) => train_elman(config, LeakyRelu::default()),
+        (CellKind::Elman, ActivationKind::Identity) => train_elman(config, Identity),
+    }
+}
+
+/// Trains Elman cells with `activation`.
+fn train_elman<A: Activation<f64> + Copy>(config: &Config, activation: A) -> Result<Summary> {
+    train_layers(config, |input, rng| {
+        ElmanConfig::new(input, config.hidden)
+            .with_bias(config.bias)
+            .with_init(INIT)
+            .init(activation, rng)
+    })
+}
+
+/// Trains `config.layers` cells drawn by `layer(input_size, rng)`: the bare cell for one
+/// layer (its parameter names stay those of the cell), a [`Stack`] for more.
+fn train_layers<C: Cell<f64>>(
+    config: &Config,
+    layer: impl Fn(usize, &mut StdRng) -> Result<C>,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    // Two inputs: one bit of each operand.
+    let mut cells = (0..config.layers)
+        .map(|l| layer(if l == 0 { 2 } else { config.hidden }, &mut rng))
+        .collect::<Result<Vec<C>>>()?;
+    if cells.len() == 1 {
+        let cell = cells.remove(0);
+        train(config, cell, rng, started)
+    } else {
+        train(config, Stack::new(cells)?, rng, started)
     }
 }
 
@@ -257,6 +322,7 @@ fn check(config: &Config) -> Result<()> {
     let at_least_one = [
         ("iterations", config.iterations),
         ("hidden", config.hidden),
+        ("layers", config.layers),
         ("eval_samples", config.eval_samples),
         ("print_every", config.print_every),
     ];
@@ -268,13 +334,19 @@ fn check(config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// The network of the classic program, with the cell's activation chosen by the caller.
-type Network<A> = Model<f64, Elman<f64, A>>;
-
-fn train<A: Activation<f64>>(config: &Config, activation: A) -> Result<Summary> {
-    let started = Instant::now();
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut network = build_network(config, activation, &mut rng)?;
+/// Adds a one-unit readout to `cell` (drawing its weights after the cell's, from `rng`),
+/// trains the network and evaluates it; `started` is when the run began.
+fn train<C: Cell<f64>>(
+    config: &Config,
+    cell: C,
+    mut rng: StdRng,
+    started: Instant,
+) -> Result<Summary> {
+    let readout = LinearConfig::new(config.hidden, 1)
+        .with_bias(config.bias)
+        .with_init(INIT)
+        .init(&mut rng)?;
+    let mut network = Model::new(cell, readout)?;
     let mut optimizer = config.optimizer.build::<f64>()?;
     if let Some(lr) = config.lr {
         optimizer.set_learning_rate(lr)?;
@@ -297,10 +369,10 @@ fn train<A: Activation<f64>>(config: &Config, activation: A) -> Result<Summary> 
 
 /// Training with the shared loop: one epoch of `iterations` problems, one update each,
 /// and an observer that prints the classic report and counts the last problems' sums.
-fn learn<A: Activation<f64>>(
+fn learn<C: Cell<f64>>(
     config: &Config,
-    network: &mut Network<A>,
-    trainer: &mut Trainer<f64, Elman<f64, A>>,
+    network: &mut Model<f64, C>,
+    trainer: &mut Trainer<f64, C>,
 ) -> Result<Tally> {
     let mut sampler = sampler(config.bits, config.seed ^ TRAIN_STREAM)?;
     let problems: Vec<AdditionSample> = (0..config.iterations).map(|_| sampler.sample()).collect();
@@ -410,23 +482,6 @@ impl Tally {
     }
 }
 
-/// Elman cell (2 inputs: one bit of each operand) and a one-unit readout, uniform weights.
-fn build_network<A: Activation<f64>>(
-    config: &Config,
-    activation: A,
-    rng: &mut StdRng,
-) -> Result<Network<A>> {
-    let cell = ElmanConfig::new(2, config.hidden)
-        .with_bias(config.bias)
-        .with_init(INIT)
-        .init(activation, rng)?;
-    let readout = LinearConfig::new(config.hidden, 1)
-        .with_bias(config.bias)
-        .with_init(INIT)
-        .init(rng)?;
-    Model::new(cell, readout)
-}
-
 /// A seeded source of `bits`-wide problems.
 fn sampler(bits: u32, seed: u64) -> Result<AdditionSampler> {
     AdditionSampler::new(bits, seed).map_err(|e| Error::config("bits", e.to_string()))
@@ -451,23 +506,6 @@ fn encode(problems: &[AdditionSample], x: &mut Array3<f64>, y: &mut Array3<f64>)
             y[[t, b, 0]] = sum_bit.into();
         }
     }
-}
-
-/// Forward pass only: the network's outputs `ŷ = σ(z)` as `[bits, batch]`.
-fn predict<A: Activation<f64>>(
-    engine: &mut Bptt<f64, Elman<f64, A>>,
-    network: &Network<A>,
-    x: ArrayView3<'_, f64>,
-) -> Result<Array2<f64>> {
-    let (bits, batch, _) = x.dim();
-    engine.forward(network, SeqInput::Dense(x), None)?;
-    // The first `batch` rows of the states are the initial state; then h_0 … h_{bits−1}.
-    let hidden = engine.states().slice_move(s![batch.., ..]);
-    let mut logits = Array2::zeros((bits * batch, 1));
-    network
-        .readout()
-        .forward(hidden, logits.view_mut(), &mut ())?;
-    outputs(logits.view(), bits, batch)
 }
 
 /// The outputs `ŷ = σ(z)` as `[bits, batch]`, from logits with one row per step and problem
@@ -511,14 +549,20 @@ fn report(
 
 /// Fraction of `config.eval_samples` fresh `bits`-wide problems added exactly, all run as
 /// one batch.
-fn evaluate<A: Activation<f64>>(network: &Network<A>, bits: u32, config: &Config) -> Result<f64> {
+fn evaluate<C: Cell<f64>>(network: &Model<f64, C>, bits: u32, config: &Config) -> Result<f64> {
     let problems: Vec<AdditionSample> = sampler(bits, config.seed ^ EVAL_STREAM)?
         .take(config.eval_samples)
         .collect();
     let (mut x, mut y) = buffers(bits, problems.len());
     encode(&problems, &mut x, &mut y);
+    // Forward pass and loss only; the engine keeps the logits of every step.
     let mut engine = Bptt::new(Truncation::full(), Reduction::Sum);
-    let y_hat = predict(&mut engine, network, x.view())?;
+    let batch = SeqBatch {
+        inputs: SeqInput::Dense(x.view()),
+        targets: SeqTargets::Dense(y.view()),
+    };
+    engine.evaluate(network, &LOSS, batch, None)?;
+    let y_hat = outputs(engine.logits(), bits as usize, problems.len())?;
     let mut correct = 0;
     for (b, problem) in problems.iter().enumerate() {
         if read_sum(y_hat.view(), b)? == problem.sum {

@@ -1,12 +1,12 @@
 //! The binary-addition example, run in-process: it learns to add for nearly every seed,
-//! its printed error drops like the classic program's, and what it learns on 8-bit sums
-//! carries over to 16-bit ones.
+//! its printed error drops like the classic program's, what it learns on 8-bit sums
+//! carries over to 16-bit ones, and LSTM and GRU cells, bare or stacked, learn it too.
 
 #[path = "../examples/binary_addition.rs"]
 #[allow(dead_code)]
 mod binary_addition;
 
-use binary_addition::{run, ActivationKind, Config, Summary};
+use binary_addition::{run, ActivationKind, CellKind, Config, Summary};
 use clap::Parser;
 use recur::optim::OptimizerConfig;
 
@@ -104,6 +104,56 @@ fn a_cell_activation_with_f_of_zero_zero_needs_biases() {
     assert!(with.recent_accuracy >= 0.95, "{with:?}");
 }
 
+/// Trains `layers` cells of `cell`, with biases, on `iterations` problems (seed 0) and asserts
+/// that the last 1 000 sums and the held-out ones come out right.
+fn learns_to_add(cell: CellKind, layers: usize, iterations: usize) {
+    let config = Config {
+        cell,
+        layers,
+        iterations,
+        bias: true,
+        ..quiet(0)
+    };
+    let summary = run(&config).unwrap();
+    assert!(summary.recent_accuracy >= 0.95, "{config:?}: {summary:?}");
+    assert!(summary.eval_accuracy >= 0.99, "{config:?}: {summary:?}");
+}
+
+#[test]
+fn an_lstm_learns_to_add() {
+    learns_to_add(CellKind::Lstm, 1, 3_000);
+}
+
+#[test]
+fn a_gru_learns_to_add() {
+    learns_to_add(CellKind::Gru, 1, 3_000);
+}
+
+#[test]
+fn two_stacked_lstms_learn_to_add() {
+    learns_to_add(CellKind::Lstm, 2, 5_000);
+}
+
+#[test]
+fn two_stacked_grus_learn_to_add() {
+    learns_to_add(CellKind::Gru, 2, 3_000);
+}
+
+#[test]
+fn gated_cells_need_biases_too() {
+    // As with tanh: the input (0, 0) from the zero state gives c = 0 and h = 0, so the
+    // output is σ(0) = ½ whenever both low bits are 0.
+    for cell in [CellKind::Lstm, CellKind::Gru] {
+        let config = Config {
+            cell,
+            iterations: 3_000,
+            ..quiet(0)
+        };
+        let summary = run(&config).unwrap();
+        assert!(summary.recent_accuracy < 0.8, "{config:?}: {summary:?}");
+    }
+}
+
 #[test]
 fn reports_read_like_the_classic_program() {
     let config = Config {
@@ -151,6 +201,10 @@ fn the_command_line_sets_every_hyper_parameter() {
         "500",
         "--hidden",
         "8",
+        "--cell",
+        "gru",
+        "--layers",
+        "3",
         "--lr",
         "0.2",
         "--seed",
@@ -179,6 +233,7 @@ fn the_command_line_sets_every_hyper_parameter() {
     assert_eq!((config.eval_bits, config.eval_samples), (Some(12), 50));
     assert_eq!(config.lr, Some(0.2));
     assert_eq!(config.activation, ActivationKind::Tanh);
+    assert_eq!((config.cell, config.layers), (CellKind::Gru, 3));
     assert_eq!(
         config.optimizer,
         OptimizerConfig::Momentum {
@@ -198,6 +253,7 @@ fn the_command_line_sets_every_hyper_parameter() {
     );
     assert_eq!(classic.optimizer, OptimizerConfig::Sgd { lr: 0.1 });
     assert_eq!(classic.activation, ActivationKind::Sigmoid);
+    assert_eq!((classic.cell, classic.layers), (CellKind::Elman, 1));
     assert!(!classic.bias && classic.lr.is_none() && classic.eval_bits.is_none());
 
     for bad in [["--bits", "0"], ["--bits", "33"], ["--eval-bits", "40"]] {
@@ -215,6 +271,10 @@ fn bad_settings_are_errors_not_panics() {
         },
         Config {
             hidden: 0,
+            ..quiet(0)
+        },
+        Config {
+            layers: 0,
             ..quiet(0)
         },
         Config {
