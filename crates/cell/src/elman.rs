@@ -626,8 +626,13 @@ mod tests {
         let step = |c: &Elman<f64, Tanh>| {
             let mut next = Array2::zeros((2, 3));
             let mut cache = c.new_cache(2);
-            c.forward(Input::Dense(x.view()), prev.view(), next.view_mut(), &mut cache)
-                .unwrap();
+            c.forward(
+                Input::Dense(x.view()),
+                prev.view(),
+                next.view_mut(),
+                &mut cache,
+            )
+            .unwrap();
             let mut grads = c.zero_grads();
             let mut d_next = array![[0.5, -1.0, 0.25], [2.0, 0.1, -0.3]];
             let mut d_prev = Array2::zeros((2, 3));
@@ -647,7 +652,10 @@ mod tests {
         };
         let (next_two, grads_two, d_prev_two) = step(&two);
         let (next_one, grads_one, d_prev_one) = step(&one);
-        assert_eq!(next_two, next_one, "the forward step must be bit for bit the sum's");
+        assert_eq!(
+            next_two, next_one,
+            "the forward step must be bit for bit the sum's"
+        );
         assert_eq!(d_prev_two, d_prev_one);
         assert_eq!(grads_two.w_xh, grads_one.w_xh);
         assert_eq!(grads_two.w_hh, grads_one.w_hh);
@@ -674,7 +682,10 @@ mod tests {
     fn configs_saved_before_the_recurrent_bias_load_without_it() {
         let config = ElmanConfig::new(4, 3).with_bias(true);
         let mut json = serde_json::to_value(config).unwrap();
-        json.as_object_mut().unwrap().remove("recurrent_bias").unwrap();
+        json.as_object_mut()
+            .unwrap()
+            .remove("recurrent_bias")
+            .unwrap();
         let loaded: ElmanConfig = serde_json::from_value(json).unwrap();
         assert_eq!(loaded, config);
         let params = cell(Tanh, true).weights().clone();
