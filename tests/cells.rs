@@ -1,5 +1,6 @@
 //! Every cell × activation combination passes the finite-difference gradient check through
-//! a multi-step sequence, with token and dense inputs.
+//! a multi-step sequence, with token and dense inputs, without bias, with one and with two
+//! (`b_h` and the recurrent `b_hh`).
 
 use ndarray::{Array2, Array3};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -8,9 +9,10 @@ use recur::{gradient_check, SeqInput, SeqTargets};
 
 fn check<A: Activation<f64> + Copy>(activation: A) {
     let mut rng = StdRng::seed_from_u64(17);
-    for bias in [false, true] {
+    for (bias, recurrent_bias) in [(false, false), (true, false), (true, true)] {
         let cell = ElmanConfig::new(4, 5)
             .with_bias(bias)
+            .with_recurrent_bias(recurrent_bias)
             .init::<f64, _>(activation, &mut rng)
             .unwrap();
         let readout = LinearConfig::new(5, 3)
@@ -40,7 +42,7 @@ fn check<A: Activation<f64> + Copy>(activation: A) {
             .unwrap();
             assert!(
                 report.max_relative_error() < 1e-6,
-                "{} (bias {bias}): {report:#?}",
+                "{} (bias {bias}, recurrent bias {recurrent_bias}): {report:#?}",
                 Activation::<f64>::name(&activation)
             );
         }

@@ -1,4 +1,5 @@
-//! The Elman cell `h_t = f(x_t·W_xh + h_{t−1}·W_hh + b_h)`, generic over `f`.
+//! The Elman cell `h_t = f(x_t·W_xh + h_{t−1}·W_hh + b_h)`, generic over `f`, with an
+//! optional second (recurrent) bias `b_hh` for an exact match of PyTorch's `nn.RNN`.
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
@@ -19,15 +20,20 @@ use crate::{Cell, Init, StepDeltas, StepRecord};
 /// (`x·W_xh`) and a token's input weights are one contiguous row. In the language-model
 /// tutorial's notation `U = W_xhᵀ` and `W = W_hhᵀ`.
 ///
-/// Slot order: `w_xh`, `w_hh`, then `b_h` when the cell has a bias.
+/// Slot order: `w_xh`, `w_hh`, then `b_h` when the cell has a bias, then `b_hh` when it
+/// has two.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ElmanParams<F> {
     /// Input weights, `[input_size, hidden_size]`.
     pub w_xh: Array2<F>,
     /// Recurrent weights, `[hidden_size, hidden_size]`: `h_{t−1}·w_hh`.
     pub w_hh: Array2<F>,
-    /// Hidden bias, `[hidden_size]`, if the cell has one.
+    /// Hidden bias, `[hidden_size]`, if the cell has one (PyTorch's `bias_ih`).
     pub b_h: Option<Array1<F>>,
+    /// Second, recurrent bias, `[hidden_size]` (PyTorch's `bias_hh`); only beside `b_h`.
+    /// The step adds `b_h + b_hh`, so it computes exactly what one bias of that sum would.
+    /// (Absent from sets saved before it existed: serde reads a missing `Option` as `None`.)
+    pub b_hh: Option<Array1<F>>,
     /// Invariant: when `Some(rows)`, every row of `w_xh` outside `rows` is zero. Token
     /// inputs add rows; dense inputs and generic writes through [`ParamSet::slot_mut`] make
     /// it `None` (dense); [`ParamSet::zero`] restarts it empty. Lets optimizers, norms and
@@ -73,15 +79,52 @@ impl<F: Float> ElmanParams<F> {
             w_xh,
             w_hh,
             b_h,
+            b_hh: None,
             touched: None,
         })
     }
 
+    /// Adds the second, recurrent bias `b_hh` beside `b_h` (PyTorch's `bias_hh`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the set has no `b_h` (the recurrent bias only comes as
+    /// the second of two); [`Error::ShapeMismatch`] when `b_hh` does not have `hidden_size`
+    /// entries.
+    pub fn with_recurrent_bias(mut self, b_hh: Array1<F>) -> Result<Self> {
+        if self.b_h.is_none() {
+            return Err(Error::config(
+                "ElmanParams::b_hh",
+                "a recurrent bias needs the bias b_h: give both or neither",
+            ));
+        }
+        let hidden = self.w_hh.nrows();
+        if b_hh.len() != hidden {
+            return Err(Error::shape(
+                "ElmanParams::with_recurrent_bias b_hh",
+                &[hidden],
+                b_hh.shape(),
+            ));
+        }
+        self.b_hh = Some(b_hh);
+        Ok(self)
+    }
+
+    /// Re-checks a set whose fields are public.
+    fn checked(self) -> Result<Self> {
+        let checked = ElmanParams::new(self.w_xh, self.w_hh, self.b_h)?;
+        match self.b_hh {
+            Some(b_hh) => checked.with_recurrent_bias(b_hh),
+            None => Ok(checked),
+        }
+    }
+
     fn zeros_like(&self) -> Self {
+        let zeros = |b: &Option<Array1<F>>| b.as_ref().map(|b| Array1::zeros(b.raw_dim()));
         ElmanParams {
             w_xh: Array2::zeros(self.w_xh.raw_dim()),
             w_hh: Array2::zeros(self.w_hh.raw_dim()),
-            b_h: self.b_h.as_ref().map(|b| Array1::zeros(b.raw_dim())),
+            b_h: zeros(&self.b_h),
+            b_hh: zeros(&self.b_hh),
             touched: Some(RowSet::default()),
         }
     }
@@ -89,26 +132,27 @@ impl<F: Float> ElmanParams<F> {
 
 impl<F: Float> ParamSet<F> for ElmanParams<F> {
     fn slot_count(&self) -> usize {
-        2 + usize::from(self.b_h.is_some())
+        2 + usize::from(self.b_h.is_some()) + usize::from(self.b_hh.is_some())
     }
 
     fn slot(&self, index: usize) -> Slot<'_, F> {
-        let (name, value, rows) = match (index, &self.b_h) {
-            (0, _) => (
+        let (name, value, rows) = match (index, &self.b_h, &self.b_hh) {
+            (0, _, _) => (
                 "w_xh",
                 self.w_xh.view().into_dyn(),
                 self.touched.as_ref().map(RowSet::rows),
             ),
-            (1, _) => ("w_hh", self.w_hh.view().into_dyn(), None),
-            (2, Some(b)) => ("b_h", b.view().into_dyn(), None),
+            (1, _, _) => ("w_hh", self.w_hh.view().into_dyn(), None),
+            (2, Some(b), _) => ("b_h", b.view().into_dyn(), None),
+            (3, Some(_), Some(b)) => ("b_hh", b.view().into_dyn(), None),
             _ => panic!("ElmanParams has no slot {index}"),
         };
         Slot { name, value, rows }
     }
 
     fn slot_mut(&mut self, index: usize) -> SlotMut<'_, F> {
-        match (index, &mut self.b_h) {
-            (0, _) => {
+        match (index, &mut self.b_h, &mut self.b_hh) {
+            (0, _, _) => {
                 // A generic writer may touch any row: forget the row list (dense from now on).
                 self.touched = None;
                 SlotMut {
@@ -116,12 +160,16 @@ impl<F: Float> ParamSet<F> for ElmanParams<F> {
                     value: self.w_xh.view_mut().into_dyn(),
                 }
             }
-            (1, _) => SlotMut {
+            (1, _, _) => SlotMut {
                 name: "w_hh",
                 value: self.w_hh.view_mut().into_dyn(),
             },
-            (2, Some(b)) => SlotMut {
+            (2, Some(b), _) => SlotMut {
                 name: "b_h",
+                value: b.view_mut().into_dyn(),
+            },
+            (3, Some(_), Some(b)) => SlotMut {
+                name: "b_hh",
                 value: b.view_mut().into_dyn(),
             },
             _ => panic!("ElmanParams has no slot {index}"),
@@ -134,7 +182,7 @@ impl<F: Float> ParamSet<F> for ElmanParams<F> {
         zero_rows(&mut self.w_xh, self.touched.as_ref().map(RowSet::rows));
         self.touched.get_or_insert_with(RowSet::default).clear();
         fill_zero(&mut self.w_hh);
-        if let Some(b) = &mut self.b_h {
+        for b in [&mut self.b_h, &mut self.b_hh].into_iter().flatten() {
             fill_zero(b);
         }
     }
@@ -149,6 +197,11 @@ pub struct ElmanConfig {
     pub hidden_size: usize,
     /// Whether the cell has a bias `b_h` (the two classic tutorials have none).
     pub bias: bool,
+    /// Whether the cell has a second, recurrent bias `b_hh` beside `b_h`, as PyTorch's
+    /// `nn.RNN` has (`bias_ih`, `bias_hh`), so its weights map one to one. The step is the
+    /// same as with one bias `b_h + b_hh`. Needs `bias`.
+    #[serde(default)]
+    pub recurrent_bias: bool,
     /// Initialisation of `w_xh` and `w_hh` (the bias starts at zero).
     pub init: Init,
 }
@@ -160,6 +213,7 @@ impl ElmanConfig {
             input_size,
             hidden_size,
             bias: false,
+            recurrent_bias: false,
             init: Init::UniformFanIn,
         }
     }
@@ -167,6 +221,12 @@ impl ElmanConfig {
     /// Sets whether the cell has a bias.
     pub fn with_bias(mut self, bias: bool) -> Self {
         self.bias = bias;
+        self
+    }
+
+    /// Sets whether the cell has the second, recurrent bias `b_hh` (needs `bias`).
+    pub fn with_recurrent_bias(mut self, recurrent_bias: bool) -> Self {
+        self.recurrent_bias = recurrent_bias;
         self
     }
 
@@ -181,7 +241,8 @@ impl ElmanConfig {
     /// `w_xh` is drawn first, then `w_hh`, so a seed gives the same weights every run.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a zero size or an invalid initialisation.
+    /// [`Error::InvalidConfig`] for a zero size, an invalid initialisation, or
+    /// `recurrent_bias` without `bias`.
     pub fn init<F: Float, A: Activation<F>>(
         &self,
         activation: A,
@@ -199,7 +260,11 @@ impl ElmanConfig {
         let w_xh = self.init.matrix(self.input_size, self.hidden_size, rng)?;
         let w_hh = self.init.matrix(self.hidden_size, self.hidden_size, rng)?;
         let b_h = self.bias.then(|| Array1::zeros(self.hidden_size));
-        Elman::from_params(ElmanParams::new(w_xh, w_hh, b_h)?, activation)
+        let mut params = ElmanParams::new(w_xh, w_hh, b_h)?;
+        if self.recurrent_bias {
+            params = params.with_recurrent_bias(Array1::zeros(self.hidden_size))?;
+        }
+        Elman::from_params(params, activation)
     }
 }
 
@@ -225,10 +290,13 @@ impl<F: Float, A: Activation<F>> Elman<F, A> {
     /// A cell from explicit parameters (e.g. the tutorial's `U`, `W` transposed).
     ///
     /// # Errors
-    /// As [`ElmanParams::new`] (re-checked here, since the fields are public).
+    /// As [`ElmanParams::new`] and [`ElmanParams::with_recurrent_bias`] (re-checked here,
+    /// since the fields are public).
     pub fn from_params(params: ElmanParams<F>, activation: A) -> Result<Self> {
-        let params = ElmanParams::new(params.w_xh, params.w_hh, params.b_h)?;
-        Ok(Elman { params, activation })
+        Ok(Elman {
+            params: params.checked()?,
+            activation,
+        })
     }
 
     /// The weights, by name (the [`Cell`] trait gives them as a [`ParamSet`]).
@@ -283,7 +351,8 @@ impl<F: Float, A: Activation<F>> Elman<F, A> {
     ) -> Result<()> {
         gemm(F::one(), prev.t(), dz, F::one(), grads.w_hh.view_mut())?;
         input_weight_grad(x, dz, grads.w_xh.view_mut(), &mut grads.touched)?;
-        if let Some(b) = &mut grads.b_h {
+        // Both biases enter the step as one sum, so they have the same gradient.
+        for b in [&mut grads.b_h, &mut grads.b_hh].into_iter().flatten() {
             for dz_row in dz.rows() {
                 *b += &dz_row;
             }
@@ -345,8 +414,18 @@ impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
                 input_product(x, p.w_xh.view(), one, next.view_mut())?;
             }
         }
-        if let Some(b) = &p.b_h {
-            next += b;
+        match (&p.b_h, &p.b_hh) {
+            (Some(b), None) => next += b,
+            // `b_h + b_hh` first, so the step is bit for bit that of one bias of their sum.
+            (Some(b), Some(b_hh)) => {
+                for row in next.rows_mut() {
+                    Zip::from(row)
+                        .and(b)
+                        .and(b_hh)
+                        .for_each(|n, &b, &b_hh| *n += b + b_hh);
+                }
+            }
+            _ => {}
         }
         if let Some(z) = &mut cache.pre_activation {
             if z.dim() != next.dim() {
@@ -518,6 +597,102 @@ mod tests {
         g.zero();
         assert!(g.w_xh.iter().all(|v| *v == 0.0));
         assert_eq!(g.slot(0).rows, Some(&[][..]));
+    }
+
+    /// A cell with biases `b_h`, `b_hh` and one with the single bias `b_h + b_hh`.
+    fn two_and_one_bias_cells() -> (Elman<f64, Tanh>, Elman<f64, Tanh>) {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut two = ElmanConfig::new(5, 3)
+            .with_bias(true)
+            .with_recurrent_bias(true)
+            .init(Tanh, &mut rng)
+            .unwrap();
+        let mut draw = || Array1::from_shape_fn(3, |_| rng.random_range(-1.0..1.0));
+        let (b_h, b_hh) = (draw(), draw());
+        let sum = &b_h + &b_hh;
+        two.weights_mut().b_h = Some(b_h);
+        two.weights_mut().b_hh = Some(b_hh);
+        let p = two.weights();
+        let one = ElmanParams::new(p.w_xh.clone(), p.w_hh.clone(), Some(sum)).unwrap();
+        (two, Elman::from_params(one, Tanh).unwrap())
+    }
+
+    #[test]
+    fn two_biases_step_as_their_sum_and_share_its_gradient() {
+        let (two, one) = two_and_one_bias_cells();
+        assert_eq!(params::paths(two.params()), ["w_xh", "w_hh", "b_h", "b_hh"]);
+        let x = array![[0.3, -0.1, 0.7, 0.0, 0.2], [-0.4, 0.9, 0.1, 0.5, -0.6]];
+        let prev = array![[0.1, -0.2, 0.3], [0.0, 0.5, -0.5]];
+        let step = |c: &Elman<f64, Tanh>| {
+            let mut next = Array2::zeros((2, 3));
+            let mut cache = c.new_cache(2);
+            c.forward(
+                Input::Dense(x.view()),
+                prev.view(),
+                next.view_mut(),
+                &mut cache,
+            )
+            .unwrap();
+            let mut grads = c.zero_grads();
+            let mut d_next = array![[0.5, -1.0, 0.25], [2.0, 0.1, -0.3]];
+            let mut d_prev = Array2::zeros((2, 3));
+            let record = StepRecord {
+                x: Input::Dense(x.view()),
+                prev: prev.view(),
+                next: next.view(),
+                cache: &cache,
+            };
+            let deltas = StepDeltas {
+                d_next: d_next.view_mut(),
+                d_prev: d_prev.view_mut(),
+                d_x: None,
+            };
+            c.backward(record, deltas, &mut grads).unwrap();
+            (next, grads, d_prev)
+        };
+        let (next_two, grads_two, d_prev_two) = step(&two);
+        let (next_one, grads_one, d_prev_one) = step(&one);
+        assert_eq!(
+            next_two, next_one,
+            "the forward step must be bit for bit the sum's"
+        );
+        assert_eq!(d_prev_two, d_prev_one);
+        assert_eq!(grads_two.w_xh, grads_one.w_xh);
+        assert_eq!(grads_two.w_hh, grads_one.w_hh);
+        assert_eq!(grads_two.b_h, grads_one.b_h);
+        assert_eq!(grads_two.b_hh, grads_one.b_h);
+        assert!(grads_one.b_h.unwrap().iter().all(|g| g.abs() > 1e-3));
+    }
+
+    #[test]
+    fn a_recurrent_bias_needs_the_bias() {
+        let config = ElmanConfig::new(4, 3).with_recurrent_bias(true);
+        let lone = config.init::<f64, _>(Tanh, &mut StdRng::seed_from_u64(0));
+        assert!(matches!(lone, Err(Error::InvalidConfig { .. })));
+        let (mut two, _) = two_and_one_bias_cells();
+        two.weights_mut().b_h = None;
+        let lone = Elman::from_params(two.weights().clone(), Tanh);
+        assert!(matches!(lone, Err(Error::InvalidConfig { .. })));
+        let (two, _) = two_and_one_bias_cells();
+        let short = two.weights().clone().with_recurrent_bias(Array1::zeros(2));
+        assert!(matches!(short, Err(Error::ShapeMismatch { .. })));
+    }
+
+    #[test]
+    fn configs_saved_before_the_recurrent_bias_load_without_it() {
+        let config = ElmanConfig::new(4, 3).with_bias(true);
+        let mut json = serde_json::to_value(config).unwrap();
+        json.as_object_mut()
+            .unwrap()
+            .remove("recurrent_bias")
+            .unwrap();
+        let loaded: ElmanConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(loaded, config);
+        let params = cell(Tanh, true).weights().clone();
+        let mut json = serde_json::to_value(&params).unwrap();
+        json.as_object_mut().unwrap().remove("b_hh").unwrap();
+        let loaded: ElmanParams<f64> = serde_json::from_value(json).unwrap();
+        assert_eq!((loaded.b_h, loaded.b_hh), (params.b_h, None));
     }
 
     #[test]

@@ -439,9 +439,15 @@ impl Archive {
 
     /// The first tensor (by name) that was never taken, if any.
     pub(crate) fn leftover(&self) -> Option<String> {
+        self.leftovers().into_iter().next()
+    }
+
+    /// Every tensor that was never taken, by name.
+    pub(crate) fn leftovers(&self) -> Vec<String> {
         let mut names: Vec<String> = self.header.tensors().into_keys().collect();
         names.sort();
-        names.into_iter().find(|n| !self.taken.contains(n))
+        names.retain(|n| !self.taken.contains(n));
+        names
     }
 }
 

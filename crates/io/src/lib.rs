@@ -8,6 +8,9 @@
 //!   continues exactly as if training had never stopped.
 //! - [`export_safetensors`] / [`import_safetensors`]: weights only, one tensor per slot
 //!   under the slot's name, for PyTorch, numpy or any other safetensors reader.
+//! - [`export_torch`] / [`import_torch`]: a cell and its readout as a PyTorch `state_dict`
+//!   (`weight_ih_l0`, …, `[out, in]` layout), for `nn.RNN`/`nn.LSTM`/`nn.GRU` and
+//!   `nn.Linear`, both ways; each cell says how it maps through [`TorchRecurrent`].
 //! - [`write_atomic`] / [`write_atomic_with`]: the file replacement both use: a crash while
 //!   saving leaves the previous file intact, and the next save removes its temporary file.
 //!
@@ -65,13 +68,18 @@
 //! | `recur` | the facade: re-exports, examples, benchmarks |
 //!
 //! Dependencies flow one way: linalg ← core ← cell, loss, optim ← bptt; io builds on
-//! core and optim; data stands alone.
+//! core, cell and optim; data stands alone.
 
 mod archive;
 mod atomic;
 mod checkpoint;
 mod export;
+mod torch;
 
 pub use atomic::{write_atomic, write_atomic_with};
 pub use checkpoint::{Checkpoint, CHECKPOINT_FORMAT, FORMAT_VERSION, WEIGHTS_FORMAT};
 pub use export::{export_safetensors, import_safetensors};
+pub use torch::{
+    export_torch, import_torch, TorchLayer, TorchModule, TorchPrefixes, TorchRecurrent,
+    TORCH_FORMAT,
+};
