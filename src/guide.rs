@@ -20,5 +20,8 @@ pub mod truncation {}
 #[doc = include_str!("../docs/binary-addition.md")]
 pub mod binary_addition {}
 
+#[doc = include_str!("../docs/pytorch.md")]
+pub mod pytorch {}
+
 #[doc = include_str!("../docs/performance.md")]
 pub mod performance {}
