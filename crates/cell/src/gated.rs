@@ -276,7 +276,8 @@ pub(crate) enum Weight {
 /// that its row stride is not a multiple of 1 KiB (hidden 256 in `f32`), which would map
 /// the rows a kernel reads together onto the same cache sets. The owner calls
 /// [`Transposed::invalidate`] whenever its weights may change (every `&mut` access); the
-/// copies are remade once per update, about 1 % of the work of a 100-step sequence.
+/// copies are remade once per update, a pass over each weight matrix against the many
+/// steps' products that use them.
 #[derive(Debug)]
 pub(crate) struct Transposed<F> {
     /// Per [`Weight`]: whether its copy matches the weights.
