@@ -1,13 +1,20 @@
 //! Training throughput of the language model's step, the workload users time.
 //!
-//! A tanh Elman language model (vocabulary 8000, hidden 100, no biases) with softmax
-//! cross-entropy and plain SGD (learning rate 0.005), trained on synthetic sentences of
-//! uniformly drawn token ids. Batch 1 with `per_output(4)` is the tutorial's setting; batch 32
-//! with full BPTT is the throughput setting. The last line printed is one JSON object.
+//! By default a tanh Elman language model (vocabulary 8000, hidden 100, no biases) with
+//! softmax cross-entropy summed over the batch and plain SGD (learning rate 0.005), trained
+//! on synthetic sentences of uniformly drawn token ids. Batch 1 with `per_output(4)` is the
+//! tutorial's setting; batch 32 with full BPTT is the throughput setting.
+//!
+//! `--cell lstm` or `--cell gru` times the gated character model instead: `--layers`
+//! stacked cells (σ gates, tanh, both biases, PyTorch's GRU variant), a linear readout with
+//! bias, cross-entropy averaged over the tokens, and Adam (learning rate 0.002) — the work
+//! of `scripts/peers/gated_torch.py`. The last line printed is one JSON object.
 //!
 //! ```text
 //! cargo run --release --example throughput -- --batch 1 --truncation per-output:4
 //! cargo run --release --example throughput -- --batch 32 --truncation full --dtype f32
+//! cargo run --release --example throughput -- --cell lstm --layers 2 --vocab 65 \
+//!     --hidden 256 --batch 32 --seq-len 100 --truncation full
 //! ```
 
 use std::time::Instant;
@@ -16,6 +23,7 @@ use clap::{Parser, ValueEnum};
 use ndarray::Array2;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recur::prelude::*;
+use recur::Adam;
 
 /// Scalar type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,15 +32,32 @@ enum Dtype {
     F64,
 }
 
+/// Recurrent cell of the timed model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CellKind {
+    /// Tanh Elman cell without biases, SGD, summed loss.
+    Elman,
+    /// LSTM cells with biases, Adam, mean loss.
+    Lstm,
+    /// GRU cells (reset after) with biases, Adam, mean loss.
+    Gru,
+}
+
 /// Command-line settings.
 #[derive(Debug, Clone, Parser)]
 #[command(about = "Measure training throughput of the tutorial's language model")]
 struct Config {
+    /// Recurrent cell.
+    #[arg(long, value_enum, default_value_t = CellKind::Elman)]
+    cell: CellKind,
+    /// Stacked layers of the cell.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
     /// Sentences per update.
     #[arg(long, default_value_t = 1)]
     batch: usize,
     /// Tokens per sentence.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, alias = "seq", default_value_t = 20)]
     seq_len: usize,
     /// Vocabulary size (input and output).
     #[arg(long, default_value_t = 8000)]
@@ -66,6 +91,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let tokens = (config.steps * config.batch * config.seq_len) as f64;
     let json = serde_json::json!({
+        "impl": "recur",
+        "cell": format!("{:?}", config.cell).to_lowercase(),
+        "layers": config.layers,
         "tokens_per_s": tokens / seconds,
         "ms_per_step": 1e3 * seconds / config.steps as f64,
         "threads": config.threads,
@@ -81,14 +109,73 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Seconds taken by `config.steps` updates, after a warm-up.
+/// Seconds taken by `config.steps` updates of the model `config.cell` names, after a warm-up.
 fn measure<F: Float>(config: &Config) -> recur::Result<f64> {
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let cell = ElmanConfig::new(config.vocab, config.hidden).init::<F, _>(Tanh, &mut rng)?;
-    let readout = LinearConfig::new(config.hidden, config.vocab).init(&mut rng)?;
-    let mut model = Model::new(cell, readout)?;
-    let optimizer = Box::new(Sgd::new(F::from_f64_lossy(0.005))?);
-    let mut trainer = Trainer::new(&model, config.truncation, Reduction::Sum, optimizer);
+    let (vocab, hidden) = (config.vocab, config.hidden);
+    let layers =
+        |first: usize| (0..config.layers).map(move |i| if i == 0 { first } else { hidden });
+    let gated_readout = LinearConfig::new(hidden, vocab).with_bias(true);
+    let adam = || {
+        Adam::new(
+            F::from_f64_lossy(0.002),
+            F::from_f64_lossy(0.9),
+            F::from_f64_lossy(0.999),
+            F::from_f64_lossy(1e-8),
+        )
+    };
+    match config.cell {
+        CellKind::Elman if config.layers == 1 => {
+            let cell = ElmanConfig::new(vocab, hidden).init::<F, _>(Tanh, &mut rng)?;
+            let readout = LinearConfig::new(hidden, vocab).init(&mut rng)?;
+            let sgd = Box::new(Sgd::new(F::from_f64_lossy(0.005))?);
+            time_updates(config, Model::new(cell, readout)?, sgd, Reduction::Sum, rng)
+        }
+        CellKind::Elman => {
+            let cells = layers(vocab)
+                .map(|input| ElmanConfig::new(input, hidden).init::<F, _>(Tanh, &mut rng))
+                .collect::<recur::Result<Vec<_>>>()?;
+            let readout = LinearConfig::new(hidden, vocab).init(&mut rng)?;
+            let sgd = Box::new(Sgd::new(F::from_f64_lossy(0.005))?);
+            time_updates(
+                config,
+                Model::new(Stack::new(cells)?, readout)?,
+                sgd,
+                Reduction::Sum,
+                rng,
+            )
+        }
+        CellKind::Lstm => {
+            let cells = layers(vocab)
+                .map(|input| {
+                    LstmConfig::new(input, hidden).init::<F, _, _>(Sigmoid, Tanh, &mut rng)
+                })
+                .collect::<recur::Result<Vec<_>>>()?;
+            let readout = gated_readout.init(&mut rng)?;
+            let model = Model::new(Stack::new(cells)?, readout)?;
+            time_updates(config, model, Box::new(adam()?), Reduction::Mean, rng)
+        }
+        CellKind::Gru => {
+            let cells = layers(vocab)
+                .map(|input| GruConfig::new(input, hidden).init::<F, _, _>(Sigmoid, Tanh, &mut rng))
+                .collect::<recur::Result<Vec<_>>>()?;
+            let readout = gated_readout.init(&mut rng)?;
+            let model = Model::new(Stack::new(cells)?, readout)?;
+            time_updates(config, model, Box::new(adam()?), Reduction::Mean, rng)
+        }
+    }
+}
+
+/// Seconds taken by `config.steps` updates of `model` on a pool of synthetic batches drawn
+/// from `rng`, after a warm-up of a tenth as many.
+fn time_updates<F: Float, C: Cell<F>>(
+    config: &Config,
+    mut model: Model<F, C>,
+    optimizer: Box<dyn Optimizer<F>>,
+    reduction: Reduction,
+    mut rng: StdRng,
+) -> recur::Result<f64> {
+    let mut trainer = Trainer::new(&model, config.truncation, reduction, optimizer);
     // A pool of distinct batches, cycled, so data generation stays out of the timing.
     let shape = (config.seq_len, config.batch);
     let pool: Vec<(Array2<usize>, Array2<usize>)> = (0..16)

@@ -1,8 +1,10 @@
-//! Steady-state training allocates nothing per step, for the Elman, LSTM and GRU cells: a
-//! counting global allocator watches a run of updates after a warm-up.
+//! Steady-state training allocates nothing per step, for the Elman, LSTM and GRU cells, alone
+//! with SGD and as two-layer stacks with Adam: a counting global allocator watches a run of
+//! updates after a warm-up.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use ndarray::Array2;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -11,6 +13,9 @@ use recur::prelude::*;
 struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// Held by each test while it counts: the counter is global and tests run in parallel.
+static COUNTING: Mutex<()> = Mutex::new(());
 
 // SAFETY: defers to the system allocator and only counts calls.
 #[allow(unsafe_code)]
@@ -33,16 +38,21 @@ const VOCAB: usize = 500;
 const HIDDEN: usize = 32;
 
 fn allocations_per_update<C: Cell<f32>>(cell: C, truncation: Truncation, batch: usize) -> f64 {
+    let sgd = Box::new(Sgd::new(0.005).unwrap());
+    allocations_with(cell, sgd, truncation, batch)
+}
+
+fn allocations_with<C: Cell<f32>>(
+    cell: C,
+    optimizer: Box<dyn Optimizer<f32>>,
+    truncation: Truncation,
+    batch: usize,
+) -> f64 {
     let (vocab, hidden, seq_len) = (VOCAB, HIDDEN, 20);
     let mut rng = StdRng::seed_from_u64(3);
     let readout = LinearConfig::new(hidden, vocab).init(&mut rng).unwrap();
     let mut model = Model::new(cell, readout).unwrap();
-    let mut trainer = Trainer::new(
-        &model,
-        truncation,
-        Reduction::Sum,
-        Box::new(Sgd::new(0.005).unwrap()),
-    );
+    let mut trainer = Trainer::new(&model, truncation, Reduction::Sum, optimizer);
     let data: Vec<(Array2<usize>, Array2<usize>)> = (0..8)
         .map(|_| {
             let x = Array2::from_shape_fn((seq_len, batch), |_| rng.random_range(0..vocab));
@@ -73,6 +83,7 @@ fn allocations_per_update<C: Cell<f32>>(cell: C, truncation: Truncation, batch: 
 
 #[test]
 fn training_steps_do_not_allocate_in_steady_state() {
+    let _counting = COUNTING.lock().unwrap_or_else(PoisonError::into_inner);
     for (truncation, batch) in [
         (Truncation::per_output(4).unwrap(), 1),
         (Truncation::full(), 8),
@@ -108,5 +119,38 @@ fn training_steps_do_not_allocate_in_steady_state() {
                 "{name}, {truncation}, batch {batch}: {per_update} allocations per update"
             );
         }
+    }
+}
+
+/// Two layers of the cells `layer` builds (input size of each layer given).
+fn two_layers<C: Cell<f32>>(mut layer: impl FnMut(usize) -> recur::Result<C>) -> Stack<C> {
+    Stack::new(vec![layer(VOCAB).unwrap(), layer(HIDDEN).unwrap()]).unwrap()
+}
+
+#[test]
+fn stacked_gated_updates_with_adam_do_not_allocate_in_steady_state() {
+    let _counting = COUNTING.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut rng = StdRng::seed_from_u64(9);
+    let lstm = two_layers(|input| {
+        LstmConfig::new(input, HIDDEN).init::<f32, _, _>(Sigmoid, Tanh, &mut rng)
+    });
+    let gru = two_layers(|input| {
+        GruConfig::new(input, HIDDEN).init::<f32, _, _>(Sigmoid, Tanh, &mut rng)
+    });
+    let adam = || Box::new(recur::Adam::new(0.002, 0.9, 0.999, 1e-8).unwrap());
+    for (name, per_update) in [
+        (
+            "lstm stack",
+            allocations_with(lstm, adam(), Truncation::full(), 8),
+        ),
+        (
+            "gru stack",
+            allocations_with(gru, adam(), Truncation::full(), 8),
+        ),
+    ] {
+        assert!(
+            per_update == 0.0,
+            "{name}, Adam, full, batch 8: {per_update} allocations per update"
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! What the gated cells ([`crate::Lstm`], [`crate::Gru`]) share: their parameter layout
 //! (input and recurrent weights of `k` gate blocks side by side, two optional biases), the
 //! gradient of the biases and weights from one block of pre-activation gradients, a
-//! scratch buffer for the backward pass, and the activation of a column range.
+//! scratch buffer and transposed weight copies for the backward pass, and the activation of
+//! a column range.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use recur_core::activation::{apply_in_place, Activation};
 use recur_core::linalg::gemm;
@@ -246,16 +248,120 @@ impl<F: Float> Scratch<F> {
         cols: usize,
         f: impl FnOnce(ArrayViewMut2<'_, F>) -> Result<T>,
     ) -> Result<T> {
-        let mut buffer = self
-            .0
-            .lock()
-            .map_err(|_| Error::config("cache", "a previous backward pass panicked"))?;
+        let mut buffer = self.0.lock().map_err(|_| poisoned())?;
         if buffer.len() < rows * cols {
             buffer.resize(rows * cols, F::zero());
         }
         let view = ArrayViewMut2::from_shape((rows, cols), &mut buffer[..rows * cols])
             .map_err(|_| Error::shape("Scratch::with", &[rows, cols], &[rows * cols]))?;
         f(view)
+    }
+}
+
+/// Which weight matrix of a [`GatedParams`] a [`Transposed`] copy holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Weight {
+    /// `w_ih`.
+    Input,
+    /// `w_hh`.
+    Recurrent,
+}
+
+/// Row-major copies of `w_ihᵀ` and `w_hhᵀ`, made when the backward pass first needs them
+/// after the weights changed, for its products `δa·W_ihᵀ` and `δa·W_hhᵀ`.
+///
+/// With the weights as they are, `Wᵀ` is a column-major view and its product runs as dot
+/// products, which at 32 rows ran 1.3–1.4× slower than the same product with a row-major
+/// copy (`docs/performance.md`, gated cells). A copy's rows are padded by one cache line so
+/// that its row stride is not a multiple of 1 KiB (hidden 256 in `f32`), which would map
+/// the rows a kernel reads together onto the same cache sets. The owner calls
+/// [`Transposed::invalidate`] whenever its weights may change (every `&mut` access); the
+/// copies are remade once per update, a pass over each weight matrix against the many
+/// steps' products that use them.
+#[derive(Debug)]
+pub(crate) struct Transposed<F> {
+    /// Per [`Weight`]: whether its copy matches the weights.
+    fresh: [AtomicBool; 2],
+    /// Per [`Weight`]: the padded copy, once made (its buffer is kept across updates).
+    copies: RwLock<[Option<Array2<F>>; 2]>,
+}
+
+impl<F> Default for Transposed<F> {
+    fn default() -> Self {
+        Transposed {
+            fresh: Default::default(),
+            copies: RwLock::new([None, None]),
+        }
+    }
+}
+
+impl<F> Clone for Transposed<F> {
+    /// A clone starts without copies: they are made from the clone's own weights.
+    fn clone(&self) -> Self {
+        Transposed::default()
+    }
+}
+
+impl<F: Float> Transposed<F> {
+    /// Marks both copies out of date.
+    pub(crate) fn invalidate(&mut self) {
+        for fresh in &mut self.fresh {
+            *fresh.get_mut() = false;
+        }
+    }
+
+    /// Runs `f` on `wᵀ` (`[k·hidden, rows of w]`, rows contiguous) for the chosen weight of
+    /// `params`, remaking the copy first if it is out of date.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when a previous use panicked; whatever `f` returns.
+    pub(crate) fn with<T>(
+        &self,
+        params: &GatedParams<F>,
+        which: Weight,
+        f: impl FnOnce(ArrayView2<'_, F>) -> Result<T>,
+    ) -> Result<T> {
+        let (index, w) = match which {
+            Weight::Input => (0, params.w_ih.view()),
+            Weight::Recurrent => (1, params.w_hh.view()),
+        };
+        if !self.fresh[index].load(Ordering::Acquire) {
+            let mut copies = self.copies.write().map_err(|_| poisoned())?;
+            if !self.fresh[index].load(Ordering::Acquire) {
+                transpose_padded(w, &mut copies[index]);
+                self.fresh[index].store(true, Ordering::Release);
+            }
+        }
+        let copies = self.copies.read().map_err(|_| poisoned())?;
+        match &copies[index] {
+            Some(copy) => f(copy.slice(s![.., ..w.nrows()])),
+            None => Err(Error::config("cell", "transposed weights were not made")),
+        }
+    }
+}
+
+/// The error for a lock that a panicking backward pass left behind.
+fn poisoned() -> Error {
+    Error::config("cell", "a previous backward pass panicked")
+}
+
+/// Writes `wᵀ` into the first `w.nrows()` columns of `out`, resized (only when its shape
+/// changes) to `[w.ncols(), w.nrows() + one cache line]`.
+fn transpose_padded<F: Float>(w: ArrayView2<'_, F>, out: &mut Option<Array2<F>>) {
+    const TILE: usize = 32;
+    let pad = (64 / std::mem::size_of::<F>()).max(1);
+    let (rows, cols) = w.dim();
+    let out = match out {
+        Some(copy) if copy.dim() == (cols, rows + pad) => copy,
+        _ => out.insert(Array2::zeros((cols, rows + pad))),
+    };
+    // Tiles keep both the reads and the writes within a few cache lines each.
+    for i in (0..rows).step_by(TILE) {
+        for j in (0..cols).step_by(TILE) {
+            let (i_end, j_end) = ((i + TILE).min(rows), (j + TILE).min(cols));
+            out.slice_mut(s![j..j_end, i..i_end])
+                .assign(&w.slice(s![i..i_end, j..j_end]).t());
+        }
     }
 }
 
@@ -273,6 +379,12 @@ pub(crate) fn activate_columns<F: Float, A: Activation<F>>(
             None => part.mapv_inplace(|v| act.apply(v)),
         }
     }
+}
+
+/// Gate block `k` (columns `k·hidden..(k+1)·hidden`) of one row.
+#[inline]
+pub(crate) fn gate_block<F>(row: ArrayView1<'_, F>, k: usize, hidden: usize) -> ArrayView1<'_, F> {
+    row.slice_move(s![k * hidden..(k + 1) * hidden])
 }
 
 /// `f'` at output `y`, given the pre-activation when the activation needs it.

@@ -1,6 +1,6 @@
 //! The gated recurrent unit, in PyTorch's form (the default) or Cho et al.'s original.
 
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
 use recur_core::activation::{Activation, Sigmoid, Tanh};
 use recur_core::linalg::gemm;
@@ -8,9 +8,10 @@ use recur_core::{Error, Float, Input, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::gated::{
-    activate_columns, add_outer, add_row_sums, slope, sum_blocks, GatedParams, GruParams, Scratch,
+    activate_columns, add_outer, add_row_sums, gate_block, slope, sum_blocks, GatedParams,
+    GruParams, Scratch, Transposed, Weight,
 };
-use crate::step::{check_deltas, check_forward, check_one_block, input_delta, input_product};
+use crate::step::{check_deltas, check_forward, check_one_block, input_product};
 use crate::{Cell, Init, StepDeltas, StepRecord};
 
 /// Where a [`Gru`] applies its reset gate `r` in the candidate `n`.
@@ -112,6 +113,8 @@ pub struct Gru<F, G = Sigmoid, C = Tanh> {
     variant: GruVariant,
     gate: G,
     cell: C,
+    #[serde(skip)]
+    transposed: Transposed<F>,
 }
 
 /// What a [`Gru`] step keeps for its backward pass: the activated gates `[r z n]`, the
@@ -143,6 +146,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
             variant,
             gate,
             cell,
+            transposed: Transposed::default(),
         })
     }
 
@@ -154,6 +158,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
     /// The weights, writable. Shapes must stay as they are: the cell checks them at every
     /// step and reports a change as an error.
     pub fn weights_mut(&mut self) -> &mut GruParams<F> {
+        self.transposed.invalidate();
         &mut self.params
     }
 
@@ -203,6 +208,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
     }
 
     fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
+        self.transposed.invalidate();
         &mut self.params
     }
 
@@ -326,70 +332,113 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
         } = deltas;
         let rows = d_next.nrows();
         let (gate, cell) = (&self.gate, &self.cell);
-        let pre = cache.pre.as_ref();
-        let at = |b: usize, k: usize| pre.map(|p| p[[b, k]]);
         let a = &cache.gates;
+        // Where a derivative may read its output instead of its input, x is the output.
+        let x = cache.pre.as_ref().unwrap_or(a);
+        let u_n = cache.recurrent.slice(s![.., 2 * h..]);
         // Scratch: δa = [δr δz δn] (input side) and δu (recurrent side), 3·hidden each.
         cache.scratch.with(rows, 6 * h, |mut buffer| {
             let (mut da, mut du) = buffer.view_mut().split_at(Axis(1), 3 * h);
+            // Row by row, in passes over contiguous rows of at most six operands, so that
+            // each vectorises.
             for r in 0..rows {
                 let b = r % batch;
-                for j in 0..h {
-                    let (z, n, hp) = (a[[b, h + j]], a[[b, 2 * h + j]], step.prev[[b, j]]);
-                    let dh = d_next[[r, j]];
-                    da[[r, h + j]] = dh * (hp - n) * slope(gate, at(b, h + j), z);
-                    da[[r, 2 * h + j]] = dh * (F::one() - z) * slope(cell, at(b, 2 * h + j), n);
-                    d_prev[[r, j]] = dh * z;
-                }
+                let (a, x, dh) = (a.row(b), x.row(b), d_next.row(r));
+                let (z, n) = (gate_block(a, 1, h), gate_block(a, 2, h));
+                let (_, da_zn) = da.row_mut(r).split_at(Axis(0), h);
+                let (mut da_z, mut da_n) = da_zn.split_at(Axis(0), h);
+                Zip::from(&mut da_z)
+                    .and(&dh)
+                    .and(step.prev.row(b))
+                    .and(&z)
+                    .and(&n)
+                    .and(gate_block(x, 1, h))
+                    .for_each(|d, &dh, &hp, &z, &n, &xz| {
+                        *d = dh * (hp - n) * slope(gate, Some(xz), z);
+                    });
+                Zip::from(&mut da_n)
+                    .and(d_prev.row_mut(r))
+                    .and(&dh)
+                    .and(&z)
+                    .and(&n)
+                    .and(gate_block(x, 2, h))
+                    .for_each(|d, d_prev, &dh, &z, &n, &xn| {
+                        *d = dh * (F::one() - z) * slope(cell, Some(xn), n);
+                        *d_prev = dh * z;
+                    });
             }
             match self.variant {
                 GruVariant::ResetAfter => {
                     for r in 0..rows {
                         let b = r % batch;
-                        for j in 0..h {
-                            let (g_r, u_n, dn) = (
-                                a[[b, j]],
-                                cache.recurrent[[b, 2 * h + j]],
-                                da[[r, 2 * h + j]],
-                            );
-                            let dr = dn * u_n * slope(gate, at(b, j), g_r);
-                            da[[r, j]] = dr;
-                            du[[r, j]] = dr;
-                            du[[r, h + j]] = da[[r, h + j]];
-                            du[[r, 2 * h + j]] = dn * g_r;
-                        }
+                        let (a, x) = (a.row(b), x.row(b));
+                        let (mut da_r, da_zn) = da.row_mut(r).split_at(Axis(0), h);
+                        let (da_z, da_n) = da_zn.split_at(Axis(0), h);
+                        let (mut du_r, du_zn) = du.row_mut(r).split_at(Axis(0), h);
+                        let (mut du_z, mut du_n) = du_zn.split_at(Axis(0), h);
+                        Zip::from(&mut da_r)
+                            .and(&mut du_r)
+                            .and(&da_n)
+                            .and(u_n.row(b))
+                            .and(gate_block(a, 0, h))
+                            .and(gate_block(x, 0, h))
+                            .for_each(|da_r, du_r, &dn, &u_n, &g_r, &xr| {
+                                let dr = dn * u_n * slope(gate, Some(xr), g_r);
+                                *da_r = dr;
+                                *du_r = dr;
+                            });
+                        Zip::from(&mut du_z)
+                            .and(&mut du_n)
+                            .and(&da_z)
+                            .and(&da_n)
+                            .and(gate_block(a, 0, h))
+                            .for_each(|du_z, du_n, &dz, &dn, &g_r| {
+                                *du_z = dz;
+                                *du_n = dn * g_r;
+                            });
                     }
-                    gemm(F::one(), du.view(), p.w_hh.t(), F::one(), d_prev.view_mut())?;
+                    self.transposed.with(p, Weight::Recurrent, |w_hh_t| {
+                        Ok(gemm(
+                            F::one(),
+                            du.view(),
+                            w_hh_t,
+                            F::one(),
+                            d_prev.view_mut(),
+                        )?)
+                    })?;
                 }
                 GruVariant::ResetBefore => {
                     // δ(r ⊙ h) = δn·W_hnᵀ, kept in δu's first block.
-                    let w_hn = p.w_hh.slice(s![.., 2 * h..]);
-                    gemm(
-                        F::one(),
-                        da.slice(s![.., 2 * h..]),
-                        w_hn.t(),
-                        F::zero(),
-                        du.slice_mut(s![.., ..h]),
-                    )?;
+                    self.transposed.with(p, Weight::Recurrent, |w_hh_t| {
+                        let w_hn_t = w_hh_t.slice_move(s![2 * h.., ..]);
+                        let (dn, d_rh) = (da.slice(s![.., 2 * h..]), du.slice_mut(s![.., ..h]));
+                        Ok(gemm(F::one(), dn, w_hn_t, F::zero(), d_rh)?)
+                    })?;
                     for r in 0..rows {
                         let b = r % batch;
-                        for j in 0..h {
-                            let (g_r, hp, d_rh) = (a[[b, j]], step.prev[[b, j]], du[[r, j]]);
-                            da[[r, j]] = d_rh * hp * slope(gate, at(b, j), g_r);
-                            d_prev[[r, j]] += d_rh * g_r;
-                        }
+                        Zip::from(da.row_mut(r).slice_move(s![..h]))
+                            .and(d_prev.row_mut(r))
+                            .and(du.row(r).slice_move(s![..h]))
+                            .and(step.prev.row(b))
+                            .and(gate_block(a.row(b), 0, h))
+                            .and(gate_block(x.row(b), 0, h))
+                            .for_each(|da_r, d_prev, &d_rh, &hp, &g_r, &xr| {
+                                *da_r = d_rh * hp * slope(gate, Some(xr), g_r);
+                                *d_prev += d_rh * g_r;
+                            });
                     }
-                    let w_rz = p.w_hh.slice(s![.., ..2 * h]);
-                    gemm(
-                        F::one(),
-                        da.slice(s![.., ..2 * h]),
-                        w_rz.t(),
-                        F::one(),
-                        d_prev.view_mut(),
-                    )?;
+                    self.transposed.with(p, Weight::Recurrent, |w_hh_t| {
+                        let w_rz_t = w_hh_t.slice_move(s![..2 * h, ..]);
+                        let drz = da.slice(s![.., ..2 * h]);
+                        Ok(gemm(F::one(), drz, w_rz_t, F::one(), d_prev.view_mut())?)
+                    })?;
                 }
             }
-            input_delta(da.view(), p.w_ih.view(), d_x.as_mut())?;
+            if let Some(d_x) = d_x.as_mut() {
+                self.transposed.with(p, Weight::Input, |w_ih_t| {
+                    Ok(gemm(F::one(), da.view(), w_ih_t, F::one(), d_x.view_mut())?)
+                })?;
+            }
             sum_blocks(da.view_mut(), batch);
             let da0 = da.slice(s![..batch, ..]);
             grads.add_input_grads(step.x, da0)?;

@@ -8,9 +8,10 @@ use recur_core::{Error, Float, Input, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::gated::{
-    activate_columns, add_outer, add_row_sums, slope, sum_blocks, GatedParams, LstmParams, Scratch,
+    activate_columns, add_outer, add_row_sums, gate_block, slope, sum_blocks, GatedParams,
+    LstmParams, Scratch, Transposed, Weight,
 };
-use crate::step::{check_deltas, check_forward, check_one_block, input_delta, input_product};
+use crate::step::{check_deltas, check_forward, check_one_block, input_product};
 use crate::{Cell, Init, StepDeltas, StepRecord};
 
 /// Sizes and options of an [`Lstm`] cell; [`LstmConfig::init`] builds one.
@@ -109,6 +110,8 @@ pub struct Lstm<F, G = Sigmoid, C = Tanh> {
     params: LstmParams<F>,
     gate: G,
     cell: C,
+    #[serde(skip)]
+    transposed: Transposed<F>,
 }
 
 /// What an [`Lstm`] step keeps for its backward pass: the activated gates `[i f g o]`,
@@ -132,6 +135,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
             params: params.checked(4)?,
             gate,
             cell,
+            transposed: Transposed::default(),
         })
     }
 
@@ -143,6 +147,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
     /// The weights, writable. Shapes must stay as they are: the cell checks them at every
     /// step and reports a change as an error.
     pub fn weights_mut(&mut self) -> &mut LstmParams<F> {
+        self.transposed.invalidate();
         &mut self.params
     }
 
@@ -182,6 +187,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
     }
 
     fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
+        self.transposed.invalidate();
         &mut self.params
     }
 
@@ -275,7 +281,8 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
         let batch = check_deltas("Lstm::backward", self, step, &deltas)?;
         let (p, h) = (&self.params, self.hidden_size());
         let cache = step.cache;
-        if cache.gates.dim() != (batch, 4 * h) {
+        let pre_ok = cache.pre.as_ref().is_none_or(|p| p.dim() == (batch, 4 * h));
+        if cache.gates.dim() != (batch, 4 * h) || cache.c_act.dim() != (batch, h) || !pre_ok {
             return Err(Error::shape(
                 "Lstm::backward cache",
                 &[batch, 4 * h],
@@ -289,32 +296,69 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
         } = deltas;
         let rows = d_next.nrows();
         let (gate, cell) = (&self.gate, &self.cell);
-        let pre = cache.pre.as_ref();
-        let at = |b: usize, k: usize| pre.map(|p| p[[b, k]]);
         cache.scratch.with(rows, 4 * h, |mut da| {
             for r in 0..rows {
                 let b = r % batch;
-                let (a, c_prev) = (cache.gates.row(b), step.prev.row(b));
-                for j in 0..h {
-                    let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
-                    let (c, cc) = (step.next[[b, h + j]], cache.c_act[[b, j]]);
-                    let dh = d_next[[r, j]];
-                    let dc = d_next[[r, h + j]] + dh * o * slope(cell, Some(c), cc);
-                    da[[r, j]] = dc * g * slope(gate, at(b, j), i);
-                    da[[r, h + j]] = dc * c_prev[h + j] * slope(gate, at(b, h + j), f);
-                    da[[r, 2 * h + j]] = dc * i * slope(cell, at(b, 2 * h + j), g);
-                    da[[r, 3 * h + j]] = dh * cc * slope(gate, at(b, 3 * h + j), o);
-                    d_prev[[r, h + j]] = dc * f;
-                }
+                let a = cache.gates.row(b);
+                // Where a derivative may read its output instead of its input, x is the output.
+                let x = cache.pre.as_ref().map_or(a, |pre| pre.row(b));
+                let (dh, dc_next) = d_next.row(r).split_at(Axis(0), h);
+                let c = step.next.row(b).slice_move(s![h..]);
+                let c_prev = step.prev.row(b).slice_move(s![h..]);
+                let cc = cache.c_act.row(b);
+                let (da_if, da_go) = da.row_mut(r).split_at(Axis(0), 2 * h);
+                let (mut da_i, mut da_f) = da_if.split_at(Axis(0), h);
+                let (mut da_g, mut da_o) = da_go.split_at(Axis(0), h);
+                // One pass per gate, each over contiguous rows so that it vectorises; δc
+                // waits in δa_f until the last pass replaces it with the forget gate's own.
+                Zip::from(&mut da_f)
+                    .and(&dc_next)
+                    .and(&dh)
+                    .and(gate_block(a, 3, h))
+                    .and(&c)
+                    .and(&cc)
+                    .for_each(|dc, &dcn, &dh, &o, &c, &cc| {
+                        *dc = dcn + dh * o * slope(cell, Some(c), cc);
+                    });
+                Zip::from(&mut da_o)
+                    .and(&dh)
+                    .and(&cc)
+                    .and(gate_block(a, 3, h))
+                    .and(gate_block(x, 3, h))
+                    .for_each(|d, &dh, &cc, &o, &xo| *d = dh * cc * slope(gate, Some(xo), o));
+                Zip::from(&mut da_i)
+                    .and(&da_f)
+                    .and(gate_block(a, 2, h))
+                    .and(gate_block(a, 0, h))
+                    .and(gate_block(x, 0, h))
+                    .for_each(|d, &dc, &g, &i, &xi| *d = dc * g * slope(gate, Some(xi), i));
+                Zip::from(&mut da_g)
+                    .and(&da_f)
+                    .and(gate_block(a, 0, h))
+                    .and(gate_block(a, 2, h))
+                    .and(gate_block(x, 2, h))
+                    .for_each(|d, &dc, &i, &g, &xg| *d = dc * i * slope(cell, Some(xg), g));
+                Zip::from(&mut da_f)
+                    .and(d_prev.row_mut(r).slice_move(s![h..]))
+                    .and(gate_block(a, 1, h))
+                    .and(&c_prev)
+                    .and(gate_block(x, 1, h))
+                    .for_each(|d, d_prev_c, &f, &cp, &xf| {
+                        let dc = *d;
+                        *d_prev_c = dc * f;
+                        *d = dc * cp * slope(gate, Some(xf), f);
+                    });
             }
-            gemm(
-                F::one(),
-                da.view(),
-                p.w_hh.t(),
-                F::zero(),
-                d_prev.slice_mut(s![.., ..h]),
-            )?;
-            input_delta(da.view(), p.w_ih.view(), d_x.as_mut())?;
+            let transposed = &self.transposed;
+            transposed.with(p, Weight::Recurrent, |w_hh_t| {
+                let d_prev_h = d_prev.slice_mut(s![.., ..h]);
+                Ok(gemm(F::one(), da.view(), w_hh_t, F::zero(), d_prev_h)?)
+            })?;
+            if let Some(d_x) = d_x.as_mut() {
+                transposed.with(p, Weight::Input, |w_ih_t| {
+                    Ok(gemm(F::one(), da.view(), w_ih_t, F::one(), d_x.view_mut())?)
+                })?;
+            }
             sum_blocks(da.view_mut(), batch);
             let da = da.slice(s![..batch, ..]);
             add_outer(step.prev.slice(s![.., ..h]), da, grads.w_hh.view_mut())?;
