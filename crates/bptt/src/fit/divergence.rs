@@ -79,8 +79,11 @@ pub struct Divergence {
     best_loss: f64,
     typical_norm: Option<f64>,
     found: Option<Diverged>,
-    report: Option<Box<dyn FnMut(&Diverged) + Send>>,
+    report: Option<Report>,
 }
+
+/// What [`Divergence::on_report`] calls.
+type Report = Box<dyn FnMut(&Diverged) + Send>;
 
 /// Weight of a new update in the running averages (about the last 20 updates count).
 const SMOOTHING: f64 = 0.05;
