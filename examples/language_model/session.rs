@@ -12,6 +12,7 @@ use recur::RunState;
 use serde::{Deserialize, Serialize};
 
 use super::config::{Config, Dtype, Level};
+use super::guard::Settings;
 use super::network::{Build, Shape};
 use super::text::Vocab;
 use super::BoxError;
@@ -34,6 +35,9 @@ pub struct Progress {
     pub seed: u64,
     /// Counters, position in the data, evaluations, schedule.
     pub run: RunState,
+    /// What decides the data (absent from older checkpoints: not checked on resume).
+    #[serde(default)]
+    pub settings: Option<Settings>,
 }
 
 /// A model, its optimizer and its progress.
@@ -66,6 +70,7 @@ pub fn fresh<F: Float, B: Build<F>>(
         shape,
         seed: config.seed,
         run: RunState::with_schedule(Schedule::halve_on_plateau()),
+        settings: Some(Settings::of(config)?),
     };
     Ok(Session {
         model: Model::new(cell, readout)?,
@@ -118,6 +123,10 @@ pub fn restore<F: Float, B: Build<F>>(
         .clone()
         .ok_or("the checkpoint holds no optimizer state")?
         .into_optimizer()?;
+    if let Some(given) = config.optimizer {
+        let lr = F::from_f64_lossy(given.learning_rate());
+        session.optimizer.set_learning_rate(lr)?;
+    }
     session.progress = progress;
     Ok(session)
 }
