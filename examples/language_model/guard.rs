@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::config::Config;
+use recur::optim::OptimizerConfig;
+use recur::Truncation;
+
+use super::config::{Config, Level};
 use super::session::Progress;
 use super::BoxError;
 
@@ -41,14 +44,34 @@ impl Settings {
         Ok(Settings {
             vocab: config.vocab,
             batch: config.batch,
-            truncation: config.truncation.map(|t| t.to_string()),
-            optimizer: config.optimizer.map(|o| o.to_string()),
+            truncation: Some(truncation(config)?.to_string()),
+            optimizer: Some(optimizer(config)?.to_string()),
             corpus: config.corpus.clone(),
             corpus_crc: config.corpus.as_deref().map(corpus_crc).transpose()?,
             limit: config.limit,
             min_words: config.min_words,
             valid_fraction: config.valid_fraction,
         })
+    }
+}
+
+/// `--truncation`, or the level's default: the tutorial's `per-output:4` for words,
+/// `chunked:25` for characters.
+pub fn truncation(config: &Config) -> recur::Result<Truncation> {
+    match (config.truncation, config.level) {
+        (Some(t), _) => Ok(t),
+        (None, Level::Word) => Truncation::per_output(4),
+        (None, Level::Char) => Truncation::chunked(25),
+    }
+}
+
+/// `--optimizer`, or the level's default: SGD at 0.005 for words, Adagrad at 0.1 for
+/// characters.
+pub fn optimizer(config: &Config) -> recur::Result<OptimizerConfig> {
+    match (config.optimizer, config.level) {
+        (Some(o), _) => Ok(o),
+        (None, Level::Word) => Ok(OptimizerConfig::Sgd { lr: 0.005 }),
+        (None, Level::Char) => "adagrad:0.1".parse(),
     }
 }
 

@@ -51,7 +51,7 @@ mod text;
 
 pub use config::{Config, Dtype, Level};
 use network::{Build, Job};
-pub use safety::Safety;
+pub use safety::{parse_from, Safety};
 
 /// Errors of this program: the library's, the data crate's, I/O, JSON, plotting.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -201,10 +201,7 @@ fn run_model<F: Float, B: Build<F>>(
         Some(checkpoint) => session::restore(config, checkpoint, build, vocab.len())?,
         None => session::fresh(config, config.shape(), build, vocab.len())?,
     };
-    let truncation = config.truncation.unwrap_or(match config.level {
-        Level::Word => Truncation::per_output(4)?,
-        Level::Char => Truncation::chunked(25)?,
-    });
+    let truncation = guard::truncation(config)?;
     let default_clip = match config.level {
         Level::Word => Clip::None,
         Level::Char => Clip::Value(5.0),

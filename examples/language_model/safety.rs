@@ -5,10 +5,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::parser::ValueSource;
-use clap::ArgMatches;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use recur::prelude::*;
 use recur::{Control, Divergence, Interrupt, RunView};
 
+use super::config::Config;
 use super::guard::Given;
 
 /// A test's view of every update (to raise the interrupt flag at a known point).
@@ -29,21 +30,35 @@ impl Safety {
     /// The flags of `matches` given on the command line, and the interrupt flag registered
     /// for SIGINT and SIGTERM.
     pub fn from_command_line(matches: &ArgMatches) -> std::io::Result<Self> {
+        let safety = Safety::given(matches);
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&safety.interrupt))?;
+        }
+        Ok(safety)
+    }
+
+    /// The flags of `matches` given on the command line; no signal handler.
+    pub fn given(matches: &ArgMatches) -> Self {
         let given = matches
             .ids()
             .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
             .map(|id| id.as_str().to_owned())
             .collect();
-        let interrupt = Arc::new(AtomicBool::new(false));
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(signal, Arc::clone(&interrupt))?;
-        }
-        Ok(Safety {
+        Safety {
             given,
-            interrupt,
-            tap: None,
-        })
+            ..Safety::default()
+        }
     }
+}
+
+/// The settings and the explicitly given flags of a command line (`words[0]` is the
+/// program's name); no signal handler.
+///
+/// # Errors
+/// Bad arguments, as clap reports them.
+pub fn parse_from(words: &[&str]) -> Result<(Config, Safety), clap::Error> {
+    let matches = Config::command().try_get_matches_from(words)?;
+    Ok((Config::from_arg_matches(&matches)?, Safety::given(&matches)))
 }
 
 /// The observers that stop a run: the test tap, the interrupt flag and the divergence

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rand::{rngs::StdRng, SeedableRng};
 use recur::io::Checkpoint;
-use recur::optim::{OptimizerConfig, Schedule};
+use recur::optim::Schedule;
 use recur::prelude::*;
 use recur::RunState;
 use serde::{Deserialize, Serialize};
@@ -60,10 +60,7 @@ pub fn fresh<F: Float, B: Build<F>>(
     let mut rng = StdRng::seed_from_u64(config.seed);
     let cell = build.build(vocab_size, shape.hidden, &mut rng)?;
     let readout = LinearConfig::new(shape.hidden, vocab_size).init(&mut rng)?;
-    let optimizer = config.optimizer.unwrap_or(match config.level {
-        Level::Word => OptimizerConfig::Sgd { lr: 0.005 },
-        Level::Char => "adagrad:0.1".parse()?,
-    });
+    let optimizer = super::guard::optimizer(config)?;
     let progress = Progress {
         level: config.level,
         dtype: config.dtype,
