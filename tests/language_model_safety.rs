@@ -243,3 +243,40 @@ fn divergence_stops_with_a_saved_checkpoint() {
     assert!(saved.exists());
     Checkpoint::<f32>::load(&saved).unwrap();
 }
+
+#[test]
+fn errors_are_worded_for_the_command_line_with_exit_codes() {
+    let dir = scratch("errors");
+    let export = dir.join("weights.safetensors");
+    program(
+        &dir,
+        &["--limit", "20", "--epochs", "1", "--export", &s(&export)],
+        |_| (),
+    )
+    .unwrap();
+    let plot = s(&dir.join("loss.svg"));
+    let words = [
+        "language_model",
+        "--quiet",
+        "--plot",
+        &plot,
+        "--resume",
+        &s(&export),
+    ];
+    let (config, safety) = parse_from(&words).unwrap();
+    let err = run_with(&config, safety).unwrap_err();
+    let (message, code) = language_model::explain(&err);
+    assert!(!message.contains("import_safetensors"), "{message}");
+    assert_eq!(code, 1, "{message}");
+    let words = [
+        "language_model",
+        "--quiet",
+        "--plot",
+        &plot,
+        "--save",
+        &s(&dir),
+    ];
+    let (config, safety) = parse_from(&words).unwrap();
+    let (message, code) = language_model::explain(&run_with(&config, safety).unwrap_err());
+    assert_eq!(code, 2, "{message}");
+}

@@ -11,6 +11,7 @@ use recur::optim::OptimizerConfig;
 use recur::Truncation;
 
 use super::config::{Config, Level};
+use super::errors::bad;
 use super::session::Progress;
 use super::BoxError;
 
@@ -203,11 +204,10 @@ pub fn resolve(
         }
     }
     if !conflicts.is_empty() {
-        return Err(format!(
+        return Err(bad(format!(
             "--resume: these flags disagree with the checkpoint, which decides them; drop them or start a new run:\n  {}",
             conflicts.join("\n  ")
-        )
-        .into());
+        )));
     }
     for flag in [
         "epochs",
@@ -253,11 +253,10 @@ pub fn check_outputs(config: &Config) -> Result<(), BoxError> {
 /// Whether `path` can be written (folder created first when `create_dir`).
 fn writable(flag: &str, path: &Path, create_dir: bool) -> Result<(), BoxError> {
     let fail = |why: String| -> BoxError {
-        format!(
+        bad(format!(
             "{flag} {}: {why}; choose another path (nothing was trained)",
             path.display()
-        )
-        .into()
+        ))
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

@@ -40,6 +40,7 @@ use recur::{mean_loss, EvaluateEvery, Fit, Observer, StopAfter, TokenBatches};
 use serde::Serialize;
 
 mod config;
+mod errors;
 mod generate;
 mod guard;
 mod network;
@@ -50,6 +51,7 @@ mod session;
 mod text;
 
 pub use config::{Config, Dtype, Level};
+pub use errors::explain;
 use network::{Build, Job};
 pub use safety::{parse_from, Safety};
 
@@ -106,8 +108,9 @@ fn main() {
             println!("{json}");
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
+            let (message, code) = errors::explain(&e);
+            eprintln!("error: {message}");
+            std::process::exit(code);
         }
     }
 }

@@ -106,12 +106,11 @@ pub fn restore<F: Float, B: Build<F>>(
 ) -> Result<Session<F, B::Cell>, BoxError> {
     let progress = saved_progress(checkpoint)?;
     if progress.level != config.level {
-        return Err(format!(
-            "the checkpoint is a {:?}-level model; pass --level {}",
-            progress.level,
-            format!("{:?}", progress.level).to_lowercase()
-        )
-        .into());
+        return Err(super::errors::bad(format!(
+            "the checkpoint holds a {}-level model, not {}-level; leave --level out to resume it",
+            format!("{:?}", progress.level).to_lowercase(),
+            format!("{:?}", config.level).to_lowercase()
+        )));
     }
     let mut session = fresh(config, progress.shape, build, vocab_size)?;
     checkpoint.restore(&mut session.model)?;
