@@ -59,7 +59,10 @@ fn interrupt_at(at: u64) -> impl FnOnce(&mut Safety) {
     }
 }
 
-fn tensors(path: &Path) -> Vec<(String, Vec<u64>)> {
+/// A checkpoint's tensors: names and the bits of their values.
+type Weights = Vec<(String, Vec<u64>)>;
+
+fn tensors(path: &Path) -> Weights {
     Checkpoint::<f64>::load(path)
         .unwrap()
         .tensors
@@ -69,11 +72,7 @@ fn tensors(path: &Path) -> Vec<(String, Vec<u64>)> {
 }
 
 /// Whole run, interrupted run, resumed run; the resumed run's final weights.
-fn interrupt_and_resume(
-    name: &str,
-    args: &[&str],
-    at: u64,
-) -> (Vec<(String, Vec<u64>)>, Vec<(String, Vec<u64>)>) {
+fn interrupt_and_resume(name: &str, args: &[&str], at: u64) -> (Weights, Weights) {
     let dir = scratch(name);
     let (whole, part) = (dir.join("whole.safetensors"), dir.join("part.safetensors"));
     let (whole_path, part_path) = (s(&whole), s(&part));
@@ -265,7 +264,7 @@ fn errors_are_worded_for_the_command_line_with_exit_codes() {
     ];
     let (config, safety) = parse_from(&words).unwrap();
     let err = run_with(&config, safety).unwrap_err();
-    let (message, code) = language_model::explain(&err);
+    let (message, code) = language_model::errors::explain(&err);
     assert!(!message.contains("import_safetensors"), "{message}");
     assert_eq!(code, 1, "{message}");
     let words = [
@@ -277,6 +276,6 @@ fn errors_are_worded_for_the_command_line_with_exit_codes() {
         &s(&dir),
     ];
     let (config, safety) = parse_from(&words).unwrap();
-    let (message, code) = language_model::explain(&run_with(&config, safety).unwrap_err());
+    let (message, code) = language_model::errors::explain(&run_with(&config, safety).unwrap_err());
     assert_eq!(code, 2, "{message}");
 }

@@ -40,7 +40,7 @@ use recur::{mean_loss, EvaluateEvery, Fit, Observer, StopAfter, TokenBatches};
 use serde::Serialize;
 
 mod config;
-mod errors;
+pub mod errors;
 mod generate;
 mod guard;
 mod network;
@@ -51,7 +51,7 @@ mod session;
 mod text;
 
 pub use config::{Config, Dtype, Level};
-pub use errors::explain;
+
 use network::{Build, Job};
 pub use safety::{parse_from, Safety};
 
