@@ -279,3 +279,92 @@ fn errors_are_worded_for_the_command_line_with_exit_codes() {
     let (message, code) = language_model::errors::explain(&run_with(&config, safety).unwrap_err());
     assert_eq!(code, 2, "{message}");
 }
+
+/// Resident memory of this process in kB (`VmRSS` of /proc/self/status).
+fn resident_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Soak: streams character-level training over the whole of tiny-shakespeare for
+/// `RECUR_SOAK_PASSES` passes (default 10) with `chunked(25)`, printing the resident memory
+/// at the start and the end and the time of every pass; the loss stays finite throughout.
+///
+/// ```text
+/// RECUR_SOAK_PASSES=10 cargo test --release --test language_model_safety soak -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "long: run by hand, see the doc comment"]
+fn soak_streams_tiny_shakespeare_with_flat_memory_and_step_time() {
+    use rand::{rngs::StdRng, SeedableRng};
+    use recur::data::CharVocabulary;
+    use recur::prelude::*;
+    use recur::{Adagrad, EvaluateEvery, Fit, RunState, RunView, TokenBatches};
+
+    struct PassClock(std::time::Instant, u64);
+    impl Observer<f32> for PassClock {
+        fn on_update(&mut self, _: &RunView<'_, f32>, r: &UpdateReport) -> recur::Result<Control> {
+            assert!(
+                r.loss.mean().is_finite(),
+                "loss not finite at update {}",
+                r.update
+            );
+            Ok(Control::Continue)
+        }
+        fn on_epoch_end(&mut self, view: &RunView<'_, f32>) -> recur::Result<Control> {
+            let updates = view.state.updates - self.1;
+            let seconds = self.0.elapsed().as_secs_f64();
+            let loss = view.state.evaluations.last().and_then(|e| e.train_loss);
+            eprintln!(
+                "pass {}: {updates} updates, {seconds:.2} s, {:.2} µs/update, train loss {loss:?}, rss {} kB",
+                view.state.epoch,
+                seconds * 1e6 / updates as f64,
+                resident_kb()
+            );
+            (self.0, self.1) = (std::time::Instant::now(), view.state.updates);
+            Ok(Control::Continue)
+        }
+    }
+
+    let passes: usize = std::env::var("RECUR_SOAK_PASSES")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(10);
+    let text = std::fs::read_to_string(shared("tinyshakespeare.txt")).unwrap();
+    let vocab = CharVocabulary::from_text(&text).unwrap();
+    let ids = vocab.encode(&text).unwrap();
+    let pieces = ids.len().div_ceil(10_000);
+    let mut data = TokenBatches::stream(ids, pieces).unwrap();
+    let mut rng = StdRng::seed_from_u64(0);
+    let v = vocab.len();
+    let cell = ElmanConfig::new(v, 100)
+        .init::<f32, _>(Tanh, &mut rng)
+        .unwrap();
+    let mut model = Model::new(cell, LinearConfig::new(100, v).init(&mut rng).unwrap()).unwrap();
+    let adagrad = Box::new(Adagrad::new(0.1, 1e-8).unwrap());
+    let mut trainer = Trainer::new(
+        &model,
+        Truncation::chunked(25).unwrap(),
+        Reduction::Sum,
+        adagrad,
+    )
+    .with_clip(Clip::Value(5.0));
+    let start = resident_kb();
+    eprintln!(
+        "rss at start: {start} kB, {} characters, {pieces} pieces",
+        text.len()
+    );
+    let mut clock = PassClock(std::time::Instant::now(), 0);
+    let fit = Fit::epochs(passes)
+        .evaluate_every(EvaluateEvery::Epoch)
+        .observe(&mut clock);
+    let mut state = RunState::default();
+    trainer
+        .fit(&mut model, &SoftmaxCrossEntropy, &mut data, fit, &mut state)
+        .unwrap();
+    eprintln!("rss at end: {} kB", resident_kb());
+}
