@@ -311,16 +311,22 @@ fn bad_input_is_a_clear_error() {
         ],
     ))
     .unwrap();
-    let f32_resume = config(&[
+    // Asking for f32 explicitly conflicts with the f64 checkpoint.
+    let small = small.to_string_lossy();
+    let plot = scratch("plots").join("f32.svg");
+    let words = [
+        "language_model",
+        "--quiet",
+        "--plot",
+        &plot.to_string_lossy(),
         "--resume",
-        &small.to_string_lossy(),
+        &small,
         "--dtype",
         "f32",
         "--epochs",
         "0",
-    ]);
-    assert!(
-        run(&f32_resume).is_err(),
-        "an f64 checkpoint must not load as f32"
-    );
+    ];
+    let (f32_resume, given) = language_model::parse_from(&words).unwrap();
+    let err = language_model::run_with(&f32_resume, given).unwrap_err();
+    assert!(err.to_string().contains("--dtype f32"), "{err}");
 }

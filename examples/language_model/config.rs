@@ -113,6 +113,16 @@ pub struct Config {
     /// No progress bar, no per-evaluation lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Also save the checkpoint (to --save) every N updates.
+    #[arg(long, help_heading = "Checkpoints and safety", requires = "save", value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
+    pub save_every: Option<u64>,
+    /// Stop (and save to --save) when training diverges, instead of only reporting it.
+    #[arg(long, help_heading = "Checkpoints and safety")]
+    pub stop_on_divergence: bool,
+    /// Read a CSV corpus with an unterminated quote as one long last record instead of
+    /// refusing it.
+    #[arg(long, help_heading = "Checkpoints and safety")]
+    pub lenient: bool,
 }
 
 impl Config {

@@ -33,22 +33,27 @@
 use std::error::Error as StdError;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use recur::io::Checkpoint;
 use recur::prelude::*;
 use recur::{mean_loss, EvaluateEvery, Fit, Observer, StopAfter, TokenBatches};
 use serde::Serialize;
 
 mod config;
+pub mod errors;
 mod generate;
+mod guard;
 mod network;
 mod plot;
 mod progress;
+mod safety;
 mod session;
 mod text;
 
 pub use config::{Config, Dtype, Level};
+
 use network::{Build, Job};
+pub use safety::{parse_from, Safety};
 
 /// Errors of this program: the library's, the data crate's, I/O, JSON, plotting.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -71,11 +76,24 @@ pub struct Summary {
     pub tokens_per_s: f64,
     /// Generated sentences or samples.
     pub generated: Vec<String>,
+    /// Why the run stopped early (Ctrl-C, divergence), if it did.
+    pub stopped: Option<String>,
 }
 
 fn main() {
-    let config = Config::parse();
-    match run(&config) {
+    let matches = Config::command().get_matches();
+    let config = Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let safety = Safety::from_command_line(&matches).unwrap_or_else(|e| {
+        eprintln!("error: cannot watch for Ctrl-C: {e}");
+        std::process::exit(1);
+    });
+    match run_with(&config, safety) {
+        Ok(Summary {
+            stopped: Some(why), ..
+        }) => {
+            eprintln!("{why}");
+            std::process::exit(130);
+        }
         Ok(summary) => {
             for line in &summary.generated {
                 println!("{line}");
@@ -90,8 +108,9 @@ fn main() {
             println!("{json}");
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
+            let (message, code) = errors::explain(&e);
+            eprintln!("error: {message}");
+            std::process::exit(code);
         }
     }
 }
@@ -102,13 +121,35 @@ fn main() {
 /// Bad input (missing file, empty corpus, CSV without `body`, a checkpoint of another
 /// shape or vocabulary) and training failures, as errors.
 pub fn run(config: &Config) -> Result<Summary, BoxError> {
+    run_with(config, Safety::default())
+}
+
+/// [`run`] watched by `safety`: checks every output path and, on `--resume`, the flags
+/// against the checkpoint before training; stops cleanly (saving) when interrupted.
+///
+/// # Errors
+/// As [`run`]; conflicting resume flags, unwritable outputs.
+pub fn run_with(config: &Config, mut safety: Safety) -> Result<Summary, BoxError> {
+    guard::check_outputs(config)?;
+    let resolved;
+    let config = match &config.resume {
+        Some(path) => {
+            let notes;
+            (resolved, notes) = guard::resolve(config, &safety.given, &guard::peek(path)?)?;
+            if !config.quiet {
+                notes.iter().for_each(|n| println!("resuming: {n}"));
+            }
+            &resolved
+        }
+        None => config,
+    };
     match config.dtype {
-        Dtype::F32 => run_typed::<f32>(config),
-        Dtype::F64 => run_typed::<f64>(config),
+        Dtype::F32 => run_typed::<f32>(config, &mut safety),
+        Dtype::F64 => run_typed::<f64>(config, &mut safety),
     }
 }
 
-fn run_typed<F: Float>(config: &Config) -> Result<Summary, BoxError> {
+fn run_typed<F: Float>(config: &Config, safety: &mut Safety) -> Result<Summary, BoxError> {
     let resumed = config
         .resume
         .as_deref()
@@ -118,20 +159,28 @@ fn run_typed<F: Float>(config: &Config) -> Result<Summary, BoxError> {
         Some(checkpoint) => session::saved_progress(checkpoint)?.shape,
         None => config.shape(),
     };
-    network::dispatch(shape, Program { config, resumed })
+    network::dispatch(
+        shape,
+        Program {
+            config,
+            resumed,
+            safety,
+        },
+    )
 }
 
 /// The program once the scalar type is known, waiting for the cell type.
 struct Program<'a, F> {
     config: &'a Config,
     resumed: Option<Checkpoint<F>>,
+    safety: &'a mut Safety,
 }
 
 impl<F: Float> Job<F> for Program<'_, F> {
     type Output = Result<Summary, BoxError>;
 
     fn run<B: Build<F>>(self, build: B) -> Self::Output {
-        run_model(self.config, self.resumed, build)
+        run_model(self.config, self.resumed, build, self.safety)
     }
 }
 
@@ -139,6 +188,7 @@ fn run_model<F: Float, B: Build<F>>(
     config: &Config,
     resumed: Option<Checkpoint<F>>,
     build: B,
+    safety: &mut Safety,
 ) -> Result<Summary, BoxError> {
     let documents = text::load(config)?;
     let vocab = match &resumed {
@@ -154,10 +204,7 @@ fn run_model<F: Float, B: Build<F>>(
         Some(checkpoint) => session::restore(config, checkpoint, build, vocab.len())?,
         None => session::fresh(config, config.shape(), build, vocab.len())?,
     };
-    let truncation = config.truncation.unwrap_or(match config.level {
-        Level::Word => Truncation::per_output(4)?,
-        Level::Char => Truncation::chunked(25)?,
-    });
+    let truncation = guard::truncation(config)?;
     let default_clip = match config.level {
         Level::Word => Clip::None,
         Level::Char => Clip::Value(5.0),
@@ -167,14 +214,18 @@ fn run_model<F: Float, B: Build<F>>(
 
     let started = Instant::now();
     let tokens_before = progress.run.tokens;
-    train(
+    let stopped = train(
         config,
         &mut trainer,
         &mut model,
-        &mut progress.run,
+        &mut progress,
         &mut split,
+        (safety, &vocab),
     )?;
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(why) = stopped {
+        return stop_early(config, why, &model, trainer.optimizer(), &progress, &vocab);
+    }
 
     let held_out = !Batches::<F>::is_empty(&split.valid);
     let measured = if held_out {
@@ -207,18 +258,62 @@ fn run_model<F: Float, B: Build<F>>(
         updates: trainer.updates(),
         tokens_per_s: (trainer.tokens() - tokens_before) as f64 / seconds.max(1e-9),
         generated,
+        stopped: None,
     })
 }
 
-/// Trains with the shared loop: validation on the held-out split, a progress bar, and a
-/// stop after `--stop-after` updates.
+/// Saves (to `--save`) a run stopped by Ctrl-C or divergence, and says how to continue.
+fn stop_early<F: Float, C: Cell<F>>(
+    config: &Config,
+    why: String,
+    model: &session::LanguageModel<F, C>,
+    optimizer: &dyn Optimizer<F>,
+    progress: &session::Progress,
+    vocab: &text::Vocab,
+) -> Result<Summary, BoxError> {
+    let why = match &config.save {
+        Some(path) => {
+            session::save(path, model, optimizer, progress, vocab)?;
+            format!(
+                "{why}: saved {0}; continue with --resume {0}",
+                path.display()
+            )
+        }
+        None => format!("{why}: nothing saved (no --save)"),
+    };
+    let evaluations = progress.run.evaluations.clone();
+    let last = evaluations
+        .last()
+        .and_then(|e| e.watched())
+        .unwrap_or(f64::NAN);
+    Ok(Summary {
+        vocab_size: vocab.len(),
+        initial_loss: evaluations
+            .first()
+            .and_then(|e| e.watched())
+            .unwrap_or(last),
+        final_loss: last,
+        evaluations,
+        updates: progress.run.updates,
+        tokens_per_s: 0.0,
+        generated: Vec::new(),
+        stopped: Some(why),
+    })
+}
+
+/// Trains with the shared loop: validation on the held-out split, a progress bar, a
+/// stop after `--stop-after` updates, saves every `--save-every` updates, and the stops of
+/// [`safety::Stops`]. Returns why the run stopped early, if it did.
 fn train<F: Float, C: Cell<F>>(
     config: &Config,
     trainer: &mut Trainer<F, C>,
     model: &mut session::LanguageModel<F, C>,
-    run: &mut recur::RunState,
+    progress_state: &mut session::Progress,
     split: &mut text::Split,
-) -> Result<(), BoxError> {
+    (safety, vocab): (&mut Safety, &text::Vocab),
+) -> Result<Option<String>, BoxError> {
+    let template = progress_state.clone();
+    let run = &mut progress_state.run;
     let updates_per_epoch = match config.level {
         Level::Word => Batches::<F>::len(&split.train) as u64,
         Level::Char => {
@@ -239,14 +334,38 @@ fn train<F: Float, C: Cell<F>>(
         0 => EvaluateEvery::Epoch,
         n => EvaluateEvery::Updates(n),
     };
+    let mut stops = safety::Stops::new(safety, config.stop_on_divergence);
+    let mut saves = recur::Every::updates(config.save_every.unwrap_or(u64::MAX), |view| {
+        periodic_save(config, &template, view, vocab)
+    })?;
     let mut fit = Fit::epochs(config.epochs)
         .evaluate_every(evaluate_every)
         .observe(&mut progress as &mut dyn Observer<F>)
-        .observe(&mut stop);
+        .observe(&mut stop)
+        .observe(&mut stops)
+        .observe(&mut saves);
     if !Batches::<F>::is_empty(&split.valid) {
         fit = fit.validate_on(&mut split.valid as &mut dyn Batches<F>);
     }
     let train: &mut TokenBatches = &mut split.train;
     trainer.fit(model, &SoftmaxCrossEntropy, train, fit, run)?;
-    Ok(())
+    Ok(stops.reason(config.stop_on_divergence))
+}
+
+/// The `--save-every` save: the checkpoint as it stands at this update.
+fn periodic_save<F: Float>(
+    config: &Config,
+    template: &session::Progress,
+    view: &recur::RunView<'_, F>,
+    vocab: &text::Vocab,
+) -> recur::Result<()> {
+    let Some(path) = &config.save else {
+        return Ok(());
+    };
+    let progress = session::Progress {
+        run: view.state.clone(),
+        ..template.clone()
+    };
+    session::save(path, view.params, view.optimizer, &progress, vocab)
+        .map_err(|e| recur::Error::io(path, std::io::Error::other(e.to_string())))
 }

@@ -6,12 +6,13 @@ use std::path::Path;
 
 use rand::{rngs::StdRng, SeedableRng};
 use recur::io::Checkpoint;
-use recur::optim::{OptimizerConfig, Schedule};
+use recur::optim::Schedule;
 use recur::prelude::*;
 use recur::RunState;
 use serde::{Deserialize, Serialize};
 
 use super::config::{Config, Dtype, Level};
+use super::guard::Settings;
 use super::network::{Build, Shape};
 use super::text::Vocab;
 use super::BoxError;
@@ -34,6 +35,9 @@ pub struct Progress {
     pub seed: u64,
     /// Counters, position in the data, evaluations, schedule.
     pub run: RunState,
+    /// What decides the data (absent from older checkpoints: not checked on resume).
+    #[serde(default)]
+    pub settings: Option<Settings>,
 }
 
 /// A model, its optimizer and its progress.
@@ -56,16 +60,14 @@ pub fn fresh<F: Float, B: Build<F>>(
     let mut rng = StdRng::seed_from_u64(config.seed);
     let cell = build.build(vocab_size, shape.hidden, &mut rng)?;
     let readout = LinearConfig::new(shape.hidden, vocab_size).init(&mut rng)?;
-    let optimizer = config.optimizer.unwrap_or(match config.level {
-        Level::Word => OptimizerConfig::Sgd { lr: 0.005 },
-        Level::Char => "adagrad:0.1".parse()?,
-    });
+    let optimizer = super::guard::optimizer(config)?;
     let progress = Progress {
         level: config.level,
         dtype: config.dtype,
         shape,
         seed: config.seed,
         run: RunState::with_schedule(Schedule::halve_on_plateau()),
+        settings: Some(Settings::of(config)?),
     };
     Ok(Session {
         model: Model::new(cell, readout)?,
@@ -104,12 +106,11 @@ pub fn restore<F: Float, B: Build<F>>(
 ) -> Result<Session<F, B::Cell>, BoxError> {
     let progress = saved_progress(checkpoint)?;
     if progress.level != config.level {
-        return Err(format!(
-            "the checkpoint is a {:?}-level model; pass --level {}",
-            progress.level,
-            format!("{:?}", progress.level).to_lowercase()
-        )
-        .into());
+        return Err(super::errors::bad(format!(
+            "the checkpoint holds a {}-level model, not {}-level; leave --level out to resume it",
+            format!("{:?}", progress.level).to_lowercase(),
+            format!("{:?}", config.level).to_lowercase()
+        )));
     }
     let mut session = fresh(config, progress.shape, build, vocab_size)?;
     checkpoint.restore(&mut session.model)?;
@@ -118,6 +119,10 @@ pub fn restore<F: Float, B: Build<F>>(
         .clone()
         .ok_or("the checkpoint holds no optimizer state")?
         .into_optimizer()?;
+    if let Some(given) = config.optimizer {
+        let lr = F::from_f64_lossy(given.learning_rate());
+        session.optimizer.set_learning_rate(lr)?;
+    }
     session.progress = progress;
     Ok(session)
 }

@@ -1,7 +1,7 @@
 //! The text a run learns from: the corpus (a file, or the embedded documentation), its
 //! vocabulary, and the training and validation batches cut from it.
 
-use recur::data::{self, CharVocabulary, Corpus, Vocabulary};
+use recur::data::{self, CharVocabulary, Corpus, CorpusFormat, CsvQuotes, Vocabulary};
 use recur::TokenBatches;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,11 @@ pub struct Split {
 /// The documents of the corpus.
 pub fn load(config: &Config) -> Result<Vec<String>, BoxError> {
     Ok(match &config.corpus {
+        Some(path)
+            if config.lenient && CorpusFormat::from_path(path) == CorpusFormat::RedditCsv =>
+        {
+            data::read_reddit_csv_with(path, CsvQuotes::Lenient)?
+        }
         Some(path) => Corpus::read(path)?.into_documents(),
         None => EMBEDDED_CORPUS.iter().map(|doc| prose(doc)).collect(),
     })

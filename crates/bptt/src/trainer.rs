@@ -10,10 +10,15 @@ use crate::fit::Control;
 use crate::fused::{FusedSgd, UpdatePlan};
 use crate::{Bptt, Gradients, LossReport, Model, SeqBatch, Truncation};
 
-/// What the training loop runs after each streamed update: sees the model and the
-/// optimizer, may stop the stream.
-pub(crate) type AfterUpdate<'a, F, C, R> =
-    dyn FnMut(&Model<F, C, R>, &mut dyn Optimizer<F>, &UpdateReport) -> Result<Control> + 'a;
+/// What the training loop runs after each streamed update: sees the model, the optimizer
+/// and the state carried on (so a run can record where it stands), may stop the stream.
+pub(crate) type AfterUpdate<'a, F, C, R> = dyn FnMut(
+        &Model<F, C, R>,
+        &mut dyn Optimizer<F>,
+        &UpdateReport,
+        ArrayView2<'_, F>,
+    ) -> Result<Control>
+    + 'a;
 
 /// What one parameter update saw and did; handed to progress bars and loss curves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -237,7 +242,10 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
         initial: Option<ArrayView2<'_, F>>,
         on_update: &mut dyn FnMut(&UpdateReport),
     ) -> Result<Array2<F>> {
-        let mut after = |_: &Model<F, C, R>, _: &mut dyn Optimizer<F>, report: &UpdateReport| {
+        let mut after = |_: &Model<F, C, R>,
+                         _: &mut dyn Optimizer<F>,
+                         report: &UpdateReport,
+                         _: ArrayView2<'_, F>| {
             on_update(report);
             Ok(Control::Continue)
         };
@@ -262,9 +270,9 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
             batch,
             initial,
             &mut self.grads,
-            &mut |model, grads, report| {
+            &mut |model, grads, report, state| {
                 let update = stepper.update(model, grads, report)?;
-                after(model, stepper.optimizer.as_mut(), &update)
+                after(model, stepper.optimizer.as_mut(), &update, state)
             },
         )?;
         self.grads_zero = true;

@@ -15,9 +15,14 @@ use crate::sequence::SeqBatch;
 use crate::truncation::Pass;
 
 /// What streaming calls after each backward pass: apply (and zero) the gradient, and say
-/// whether to go on.
-pub(crate) type UpdateFn<'a, F, C, R> =
-    dyn FnMut(&mut Model<F, C, R>, &mut Gradients<F, C, R>, LossReport) -> Result<Control> + 'a;
+/// whether to go on; it also sees the state the stream carries on from that point.
+pub(crate) type UpdateFn<'a, F, C, R> = dyn FnMut(
+        &mut Model<F, C, R>,
+        &mut Gradients<F, C, R>,
+        LossReport,
+        ArrayView2<'_, F>,
+    ) -> Result<Control>
+    + 'a;
 
 impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
     /// Streaming training over one long batch of sequences: every `stride` steps,
@@ -79,7 +84,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
             let readout = Some((&mut grads.readout, ReadoutGrad::Store));
             let report = self.outputs(model, loss, batch.targets, steps, readout)?;
             self.sweep(model.cell(), view, steps.from, &mut grads.cell)?;
-            let control = update(model, grads, report)?;
+            let control = update(model, grads, report, self.final_state())?;
             done += new;
             if control == Control::Stop {
                 return Ok((self.final_state().to_owned(), Control::Stop));

@@ -1,6 +1,6 @@
 //! Training and validation data as the loop sees it: the batches of an epoch.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView2};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use recur_core::{Error, Float, Result};
 use recur_loss::IGNORE;
@@ -200,6 +200,37 @@ impl<F: Float> Batches<F> for TokenBatches {
     fn streamed(&self) -> bool {
         matches!(self.kind, Kind::Stream { .. })
     }
+}
+
+/// The steps of `batch` from `offset` on (where a resumed stream continues).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for an offset past the end of the batch.
+pub(crate) fn steps_from<F: Float>(
+    batch: SeqBatch<'_, F>,
+    offset: usize,
+) -> Result<SeqBatch<'_, F>> {
+    if offset == 0 {
+        return Ok(batch);
+    }
+    if offset >= batch.seq_len() {
+        return Err(Error::config(
+            "run state",
+            format!(
+                "the stream offset {offset} is past the batch's {} steps: the state was saved for other data",
+                batch.seq_len()
+            ),
+        ));
+    }
+    let inputs = match batch.inputs {
+        SeqInput::Tokens(x) => SeqInput::Tokens(x.slice_move(s![offset.., ..])),
+        SeqInput::Dense(x) => SeqInput::Dense(x.slice_move(s![offset.., .., ..])),
+    };
+    let targets = match batch.targets {
+        SeqTargets::Classes(y) => SeqTargets::Classes(y.slice_move(s![offset.., ..])),
+        SeqTargets::Dense(y) => SeqTargets::Dense(y.slice_move(s![offset.., .., ..])),
+    };
+    Ok(SeqBatch { inputs, targets })
 }
 
 /// Ids as a `[len, 1]` column: one sequence, time-major.

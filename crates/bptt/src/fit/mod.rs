@@ -7,15 +7,26 @@
 //! - this file: [`Trainer::fit`] and its settings ([`Fit`]);
 //! - `data`: [`Batches`], the training or validation data of an epoch;
 //! - `state`: [`RunState`] and [`Evaluation`], what a run has done (saved for resuming);
-//! - `observer`: the [`Observer`] trait and the observers that need no dependency.
+//! - `observer`: the [`Observer`] trait and the observers that need no dependency;
+//! - `divergence`: [`Divergence`], which reports (and may stop) a diverging run;
+//! - `interrupt`: [`Interrupt`], which stops at the next update once a flag is set;
+//! - `every`: [`Every`], a periodic action (a checkpoint save).
 
 mod data;
+mod divergence;
+mod every;
+mod interrupt;
 mod observer;
 mod state;
+#[cfg(test)]
+mod testing;
 
 pub use data::{Batches, TokenBatches};
+pub use divergence::{Diverged, Divergence, DivergenceCause};
+pub use every::Every;
+pub use interrupt::Interrupt;
 pub use observer::{Control, EarlyStop, LossLog, Observer, RunView, StopAfter};
-pub use state::{Evaluation, RunState};
+pub use state::{Evaluation, RunState, StreamPoint};
 
 use std::time::Instant;
 
@@ -97,10 +108,10 @@ struct Run<'r, 'a, F: Float, C: Cell<F>, R: Readout<F>> {
     loss: &'r dyn Loss<F>,
     /// A separate engine for evaluations, so a streamed batch's workspace survives them.
     evaluator: Bptt<F, C, R>,
-    /// Training loss since the last evaluation: sum and counted rows.
-    running: (f64, usize),
     /// The state carried from one streamed training batch to the next within an epoch.
     carried: Option<ndarray::Array2<F>>,
+    /// Steps of the current streamed batch trained on before this run (a resumed stream).
+    offset: usize,
     /// Tokens and time at the last evaluation, for the throughput it reports.
     since: (u64, Instant),
 }
@@ -116,8 +127,9 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
     /// Batch data ([`Batches::streamed`] false) gives one update per batch, in the order
     /// the data gives for each epoch, and a stopped run resumes at the next batch. Streamed
     /// data gives one update per backward pass of the truncation scheme over each batch,
-    /// with the state carried through the batch; a stopped streamed run resumes at the
-    /// start of the batch it was in.
+    /// with the state carried through the batch and from batch to batch; [`RunState::stream`]
+    /// records the offset and the carried state after every update, so a stopped streamed
+    /// run resumes at the update where it stopped.
     ///
     /// ```
     /// use rand::{rngs::StdRng, SeedableRng};
@@ -165,12 +177,16 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
             });
         }
         self.set_counters(state.updates, state.tokens);
+        let (carried, offset) = match &state.stream {
+            Some(point) => (Some(point.carried()?), point.offset),
+            None => (None, 0),
+        };
         let mut run = Run {
             fit,
             loss,
             evaluator: Bptt::new(Truncation::full(), self.engine().reduction()),
-            running: (0.0, 0),
-            carried: None,
+            carried,
+            offset,
             since: (state.tokens, Instant::now()),
             state,
         };
@@ -186,6 +202,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
             }
             run.state.epoch += 1;
             run.state.position = 0;
+            run.state.stream = None;
             if run.fit.evaluate_every == EvaluateEvery::Epoch {
                 control = run.evaluate(model, self.optimizer_mut())?;
             }
@@ -193,7 +210,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
             control = control.and(notify(&mut run.fit.observers, |o| o.on_epoch_end(&view))?);
         }
         let due = matches!(run.fit.evaluate_every, EvaluateEvery::Updates(_));
-        if control == Control::Continue && due && run.running.1 > 0 {
+        if control == Control::Continue && due && run.state.since_evaluation.1 > 0 {
             run.evaluate(model, self.optimizer_mut())?;
         }
         let view = view(run.state, model, self.optimizer(), None);
@@ -211,37 +228,63 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
         run: &mut Run<'_, '_, F, C, R>,
     ) -> Result<Control> {
         let (epoch, streamed) = (run.state.epoch, train.streamed());
-        if run.state.position == 0 {
+        if run.state.position == 0 && run.offset == 0 {
             run.carried = None;
         }
         while run.state.position < train.len() {
             let batch = train.get(epoch, run.state.position)?;
-            let control = if streamed {
-                let carried = run.carried.take();
-                let initial = carried.as_ref().map(|s| s.view());
-                let loss = run.loss;
-                let mut after =
-                    |model: &Model<F, C, R>, opt: &mut dyn Optimizer<F>, r: &UpdateReport| {
-                        run.after_update(model, opt, None, r)
-                    };
-                let (state, control) = self.stream_with(model, loss, batch, initial, &mut after)?;
-                run.carried = Some(state);
-                control
+            let (control, finished) = if streamed {
+                self.fit_stream(model, batch, run)?
             } else {
                 let report = self.train_batch(model, run.loss, batch, None)?;
                 let (engine, optimizer) = self.engine_and_optimizer();
-                run.after_update(model, optimizer, Some(engine.logits()), &report)?
+                let control = run.after_update(model, optimizer, Some(engine.logits()), &report)?;
+                (control, true)
             };
-            if control == Control::Stop {
-                // A streamed batch restarts on resume; a finished batch does not.
-                if !streamed {
-                    run.state.position += 1;
+            if finished {
+                run.state.position += 1;
+                if let Some(point) = &mut run.state.stream {
+                    point.offset = 0;
                 }
+            }
+            if control == Control::Stop {
                 return Ok(Control::Stop);
             }
-            run.state.position += 1;
         }
         Ok(Control::Continue)
+    }
+
+    /// One streamed batch, from the steps a resumed run already trained on, with the state
+    /// carried on; records where the stream stands after every update (in
+    /// [`RunState::stream`]). Returns the observers' answer and whether the batch is done.
+    fn fit_stream(
+        &mut self,
+        model: &mut Model<F, C, R>,
+        batch: SeqBatch<'_, F>,
+        run: &mut Run<'_, '_, F, C, R>,
+    ) -> Result<(Control, bool)> {
+        let stride = self.engine().truncation().stride().unwrap_or(usize::MAX);
+        let offset = std::mem::take(&mut run.offset);
+        let total = batch.seq_len();
+        let batch = data::steps_from(batch, offset)?;
+        let carried = run.carried.take();
+        let initial = carried.as_ref().map(|s| s.view());
+        let loss = run.loss;
+        let mut done = offset;
+        let mut after = |model: &Model<F, C, R>,
+                         opt: &mut dyn Optimizer<F>,
+                         r: &UpdateReport,
+                         state: ndarray::ArrayView2<'_, F>| {
+            done = done.saturating_add(stride).min(total);
+            run.state
+                .stream
+                .get_or_insert_with(StreamPoint::default)
+                .record(done, state);
+            run.after_update(model, opt, None, r)
+        };
+        let (state, control) = self.stream_with(model, loss, batch, initial, &mut after)?;
+        run.carried = Some(state);
+        Ok((control, done == total))
     }
 }
 
@@ -257,8 +300,8 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
     ) -> Result<Control> {
         self.state.updates = report.update;
         self.state.tokens = report.tokens;
-        self.running.0 += report.loss.total;
-        self.running.1 += report.loss.counted;
+        self.state.since_evaluation.0 += report.loss.total;
+        self.state.since_evaluation.1 += report.loss.counted;
         self.state.schedule.on_step(optimizer)?;
         let mut control = Control::Continue;
         if let EvaluateEvery::Updates(every) = self.fit.evaluate_every {
@@ -291,7 +334,8 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
             ),
             None => None,
         };
-        let train_loss = (self.running.1 > 0).then(|| self.running.0 / self.running.1 as f64);
+        let (sum, counted) = self.state.since_evaluation;
+        let train_loss = (counted > 0).then(|| sum / counted as f64);
         let seconds = self.since.1.elapsed().as_secs_f64();
         let evaluation = Evaluation {
             update: self.state.updates,
@@ -306,7 +350,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
             self.state.schedule.on_evaluation(watched, optimizer)?;
         }
         self.state.evaluations.push(evaluation);
-        self.running = (0.0, 0);
+        self.state.since_evaluation = (0.0, 0);
         self.since = (self.state.tokens, std::time::Instant::now());
         let view = view(self.state, model, optimizer, None);
         notify(&mut self.fit.observers, |o| {

@@ -2,6 +2,8 @@
 //! schedule's state. All serde, so a checkpoint can carry it and a resumed run continues
 //! where the saved one stood.
 
+use ndarray::{Array2, ArrayView2};
+use recur_core::{Error, Float, Result};
 use recur_optim::Schedule;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,61 @@ pub struct RunState {
     pub evaluations: Vec<Evaluation>,
     /// The learning-rate schedule, with its state.
     pub schedule: Schedule,
+    /// Training loss since the last evaluation: summed, and the rows counted. The next
+    /// evaluation reports their mean, resumed or not. (Absent from older states: zero.)
+    #[serde(default)]
+    pub since_evaluation: (f64, usize),
+    /// For streamed data, where the stream stands inside the epoch; `None` for batch data
+    /// and at the start of an epoch. (Absent from older states: the batch restarts with a
+    /// zero state.)
+    #[serde(default)]
+    pub stream: Option<StreamPoint>,
+}
+
+/// Where a streamed run stands: the steps of the current batch ([`RunState::position`])
+/// already trained on, and the state carried on from there. With it a resumed run
+/// continues exactly where the saved one stood, for schemes whose window equals their
+/// stride ([`Truncation::chunked`](crate::Truncation::chunked)); a scheme reaching further
+/// back starts its first window afresh at the offset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamPoint {
+    /// Steps of the current batch already trained on (0 at a batch boundary).
+    pub offset: usize,
+    /// Rows (sequences) of the carried state; its columns are `state.len() / rows`.
+    pub rows: usize,
+    /// The carried state, row-major, widened to `f64` (exact for `f32` and `f64`).
+    pub state: Vec<f64>,
+}
+
+impl StreamPoint {
+    /// Records `offset` and `state`, reusing the buffer (no allocation once it is large
+    /// enough).
+    pub fn record<F: Float>(&mut self, offset: usize, state: ArrayView2<'_, F>) {
+        self.offset = offset;
+        self.rows = state.nrows();
+        self.state.clear();
+        self.state.extend(state.iter().map(|v| v.to_f64_lossless()));
+    }
+
+    /// The carried state as a `[rows, columns]` matrix of `F`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the stored values do not make whole rows (a damaged
+    /// or hand-edited state).
+    pub fn carried<F: Float>(&self) -> Result<Array2<F>> {
+        let cols = self.state.len().checked_div(self.rows).unwrap_or(0);
+        let values = self.state.iter().map(|&v| F::from_f64_lossy(v)).collect();
+        Array2::from_shape_vec((self.rows, cols), values).map_err(|_| {
+            Error::config(
+                "run state",
+                format!(
+                    "the carried stream state holds {} values, not {} whole rows",
+                    self.state.len(),
+                    self.rows
+                ),
+            )
+        })
+    }
 }
 
 impl RunState {
