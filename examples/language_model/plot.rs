@@ -8,13 +8,13 @@ use recur::Evaluation;
 
 use super::BoxError;
 
-/// Draws the curves of `evaluations` into an SVG at `path` (nothing with fewer than two
-/// evaluations).
-pub fn loss_curves(path: &Path, evaluations: &[Evaluation]) -> Result<(), BoxError> {
+/// Draws the curves of `evaluations` into an SVG at `path`; nothing, and `false`, with
+/// fewer than two evaluations.
+pub fn loss_curves(path: &Path, evaluations: &[Evaluation]) -> Result<bool, BoxError> {
     let train: Vec<(f64, f64)> = points(evaluations, |e| e.train_loss);
     let valid: Vec<(f64, f64)> = points(evaluations, |e| e.valid_loss);
     if train.len().max(valid.len()) < 2 {
-        return Ok(());
+        return Ok(false);
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -53,7 +53,7 @@ pub fn loss_curves(path: &Path, evaluations: &[Evaluation]) -> Result<(), BoxErr
         .border_style(BLACK)
         .draw()?;
     root.present()?;
-    Ok(())
+    Ok(true)
 }
 
 fn points(

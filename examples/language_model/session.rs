@@ -60,12 +60,13 @@ pub fn fresh<F: Float, B: Build<F>>(
         Level::Word => OptimizerConfig::Sgd { lr: 0.005 },
         Level::Char => "adagrad:0.1".parse()?,
     });
+    // The schedule is set when the run's length is known (`--schedule cosine` spans it).
     let progress = Progress {
         level: config.level,
         dtype: config.dtype,
         shape,
         seed: config.seed,
-        run: RunState::with_schedule(Schedule::halve_on_plateau()),
+        run: RunState::with_schedule(Schedule::Constant),
     };
     Ok(Session {
         model: Model::new(cell, readout)?,
@@ -120,6 +121,23 @@ pub fn restore<F: Float, B: Build<F>>(
         .into_optimizer()?;
     session.progress = progress;
     Ok(session)
+}
+
+/// The weights of a checkpoint in a model of the checkpoint's shape, for generation
+/// only: no optimizer, no progress, whatever the level flags say.
+pub fn weights<F: Float, B: Build<F>>(
+    checkpoint: &Checkpoint<F>,
+    build: B,
+    vocab_size: usize,
+) -> Result<LanguageModel<F, B::Cell>, BoxError> {
+    let shape = saved_progress(checkpoint)?.shape;
+    // Any initial weights do: every one is overwritten.
+    let mut rng = StdRng::seed_from_u64(0);
+    let cell = build.build(vocab_size, shape.hidden, &mut rng)?;
+    let readout = LinearConfig::new(shape.hidden, vocab_size).init(&mut rng)?;
+    let mut model = Model::new(cell, readout)?;
+    checkpoint.restore(&mut model)?;
+    Ok(model)
 }
 
 /// Saves the session (atomically) with its vocabulary.
