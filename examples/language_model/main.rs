@@ -53,6 +53,8 @@ mod sample;
 mod schedule;
 mod session;
 pub mod text;
+mod ticks;
+mod ticks;
 
 pub use config::{Config, Dtype, Level};
 use network::{Build, Job};

@@ -6,6 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use recur::Evaluation;
 
+use super::ticks::Axis;
 use super::BoxError;
 
 /// Draws the curves of `evaluations` into an SVG at `path`; nothing, and `false`, with
@@ -24,20 +25,23 @@ pub fn loss_curves(path: &Path, evaluations: &[Evaluation]) -> Result<bool, BoxE
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
         (lo.min(p.1), hi.max(p.1))
     });
+    let (x, y) = (Axis::covering(0.0, x_max, 6), Axis::covering(lo, hi, 6));
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("loss per token", ("sans-serif", 20))
+        .caption("training and validation loss", ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)
-        .build_cartesian_2d(0.0..x_max, (lo - 0.1)..(hi + 0.1))?;
+        .build_cartesian_2d(x.lo..x.hi, y.lo..y.hi)?;
     chart
         .configure_mesh()
         .x_desc("updates")
-        .y_desc("loss (nats)")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.2}"))
+        .y_desc("loss per token (nats)")
+        .x_labels(x.count)
+        .y_labels(y.count)
+        .x_label_formatter(&|v| x.label(*v))
+        .y_label_formatter(&|v| y.label(*v))
         .draw()?;
     for (series, color, label) in [(&train, BLUE, "training"), (&valid, RED, "validation")] {
         if series.len() >= 2 {
