@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{Config, Level};
 use super::BoxError;
 
-/// recur's own documentation: the corpus used when no `--corpus` is given (about 100,000
+/// recur's own documentation: the corpus used when no `--corpus` is given (about 63,000
 /// characters of prose once code and tables are dropped).
 const EMBEDDED_CORPUS: &[&str] = &[
     include_str!("../../README.md"),
