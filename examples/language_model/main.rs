@@ -54,7 +54,6 @@ mod schedule;
 mod session;
 pub mod text;
 mod ticks;
-mod ticks;
 
 pub use config::{Config, Dtype, Level};
 use network::{Build, Job};
