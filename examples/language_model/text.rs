@@ -38,6 +38,11 @@ impl Vocab {
             Vocab::Chars(v) => v.len(),
         }
     }
+
+    /// Whether it has no ids (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Training and validation data, disjoint by construction: validation is the tail.
