@@ -42,6 +42,11 @@ use recur::data::CharVocabulary;
 use recur::optim::Adam;
 use recur::prelude::*;
 
+// The language model's tick logic: a file, not a crate, as both are examples.
+#[path = "language_model/ticks.rs"]
+#[allow(dead_code)]
+mod ticks;
+
 /// Errors of this program: the library's, the data crate's, I/O, plotting.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -564,24 +569,31 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<(), BoxError> {
             caption: "gradient cosine vs full BPTT (cell)",
             y_desc: "cosine",
             log_y: false,
-            range: (
-                rows.iter().map(|r| r.cosine).fold(1.0, f64::min).min(0.0),
-                1.02,
-            ),
+            range: {
+                let axis = ticks::Axis::covering(
+                    rows.iter().map(|r| r.cosine).fold(1.0, f64::min).min(0.0),
+                    1.0,
+                    6,
+                );
+                (axis.lo, axis.hi)
+            },
+            labels: 6,
             value: Box::new(|r: &Row| r.cosine),
         },
         Panel {
             caption: "relative gradient error (cell)",
             y_desc: "‖g_K − g‖ / ‖g‖",
             log_y: true,
-            range: (floor, 2.0),
+            range: ticks::decades(floor, 2.0),
+            labels: 5,
             value: Box::new(move |r: &Row| r.relative_error.max(floor)),
         },
         Panel {
             caption: "time per sequence (fwd + bwd)",
             y_desc: "µs",
             log_y: true,
-            range: (t_min * 0.8, t_max * 1.25),
+            range: ticks::decades(t_min, t_max),
+            labels: 5,
             value: Box::new(|r: &Row| r.micros_per_sequence),
         },
     ];
@@ -593,6 +605,9 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<(), BoxError> {
                 .configure_mesh()
                 .x_desc("truncation length K")
                 .y_desc($panel.y_desc)
+                .x_label_formatter(&|v| ticks::log_label(*v))
+                .y_labels($panel.labels)
+                .y_label_formatter(&|v| $panel.label(*v))
                 .draw()?;
             for scheme in all {
                 let c = colour(scheme);
@@ -619,7 +634,8 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<(), BoxError> {
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(60);
-        let x_range = (1.0..k_max).log_scale();
+        let (x_lo, x_hi) = ticks::decades(1.0, k_max);
+        let x_range = (x_lo..x_hi).log_scale();
         let (lo, hi) = panel.range;
         if panel.log_y {
             let chart = builder.build_cartesian_2d(x_range, (lo..hi).log_scale())?;
@@ -639,7 +655,20 @@ struct Panel<'a> {
     y_desc: &'a str,
     log_y: bool,
     range: (f64, f64),
+    /// How many y labels (few on a log axis of many decades, so they do not overlap).
+    labels: usize,
     value: Box<dyn Fn(&Row) -> f64 + 'a>,
+}
+
+impl Panel<'_> {
+    /// A y tick's label: round, without float noise.
+    fn label(&self, v: f64) -> String {
+        if self.log_y {
+            ticks::log_label(v)
+        } else {
+            ticks::Axis::covering(self.range.0, self.range.1, self.labels).label(v)
+        }
+    }
 }
 
 fn main() -> Result<(), BoxError> {

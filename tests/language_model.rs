@@ -46,7 +46,8 @@ fn reddit_args() -> Vec<String> {
         .to_string_lossy()
         .into_owned();
     [
-        "--corpus", &corpus, "--vocab", "2000", "--hidden", "50", "--dtype", "f64",
+        "--level", "word", "--corpus", &corpus, "--vocab", "2000", "--hidden", "50", "--dtype",
+        "f64",
     ]
     .iter()
     .map(|s| s.to_string())

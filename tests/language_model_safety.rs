@@ -102,8 +102,8 @@ fn interrupt_and_resume(name: &str, args: &[&str], at: u64) -> (Weights, Weights
 fn word_level_interrupt_saves_and_resume_finishes_to_the_bit() {
     let corpus = shared("reddit-comments-2015-08.csv");
     let args = [
-        "--corpus", &corpus, "--vocab", "300", "--hidden", "12", "--dtype", "f64", "--limit", "40",
-        "--epochs", "2", "--seed", "3",
+        "--level", "word", "--corpus", &corpus, "--vocab", "300", "--hidden", "12", "--dtype",
+        "f64", "--limit", "40", "--epochs", "2", "--seed", "3",
     ];
     let (whole, resumed) = interrupt_and_resume("word", &args, 23);
     assert_eq!(whole.len(), resumed.len());
@@ -137,7 +137,8 @@ fn conflicting_resume_flags_are_refused_naming_each() {
     let saved = dir.join("saved.safetensors");
     let corpus = shared("reddit-comments-2015-08.csv");
     let base = [
-        "--corpus", &corpus, "--vocab", "300", "--hidden", "12", "--limit", "20", "--epochs", "1",
+        "--level", "word", "--corpus", &corpus, "--vocab", "300", "--hidden", "12", "--limit",
+        "20", "--epochs", "1",
     ];
     program(&dir, &[&base[..], &["--save", &s(&saved)]].concat(), |_| ()).unwrap();
     let err = program(
@@ -220,6 +221,8 @@ fn divergence_stops_with_a_saved_checkpoint() {
             &corpus,
             "--level",
             "char",
+            "--cell",
+            "elman",
             "--hidden",
             "16",
             "--limit",

@@ -1,4 +1,5 @@
-//! The command line of the language model.
+//! The command line of the language model, its flags grouped by purpose (the same groups
+//! as `--help` and docs/language-model.md).
 
 use std::path::PathBuf;
 
@@ -8,6 +9,8 @@ use recur::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::network::{CellKind, Shape};
+use super::sample::Sampling;
+use super::schedule::ScheduleArg;
 
 /// Word- or character-level modelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -32,86 +35,130 @@ pub enum Dtype {
 #[command(about = "Train a recurrent language model, then generate text")]
 pub struct Config {
     /// A reddit-comments CSV (header `body`) or a plain text file; default: embedded docs.
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     pub corpus: Option<PathBuf>,
     /// Word- or character-level model.
-    #[arg(long, value_enum, default_value_t = Level::Word)]
+    #[arg(long, value_enum, default_value_t = Level::Char, help_heading = "Data")]
     pub level: Level,
     /// Vocabulary size for words, special tokens included (capped at what the corpus has).
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, default_value_t = 8000, help_heading = "Data")]
     pub vocab: usize,
-    /// The recurrent cell.
-    #[arg(long, value_enum, default_value_t = CellKind::Elman)]
-    pub cell: CellKind,
-    /// Cells stacked, each reading the one below.
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub layers: usize,
-    /// Hidden units (of every layer).
-    #[arg(long, default_value_t = 100)]
-    pub hidden: usize,
-    /// `full`, `chunked:K`, `per-output:K`, `last:K` or `bptt:H:H'`
-    /// (default: per-output:4 for words, chunked:25 for characters).
-    #[arg(long)]
-    pub truncation: Option<Truncation>,
-    /// `sgd:LR`, `adagrad:LR`, `adam:LR`, … (default: sgd:0.005 for words, adagrad:0.1 for characters).
-    #[arg(long)]
-    pub optimizer: Option<OptimizerConfig>,
-    /// Gradient clipping: `none`, `value:L` or `norm:L` (default: none for words, value:5 for characters).
-    #[arg(long)]
-    pub clip: Option<Clip>,
-    /// Loss reduction: sum (the tutorial's, lr 0.005) or mean per token.
-    #[arg(long, value_enum, default_value_t = ReductionArg::Sum)]
-    pub reduction: ReductionArg,
-    /// Sentences per update (padded to the longest).
-    #[arg(long, default_value_t = 1)]
-    pub batch: usize,
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 5)]
-    pub epochs: usize,
     /// Use only the first N sentences (words) or characters (chars), validation share
     /// included; the vocabulary still comes from the whole corpus.
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     pub limit: Option<usize>,
     /// Drop sentences with fewer words than this.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, help_heading = "Data")]
     pub min_words: usize,
-    /// Evaluate (and halve the learning rate if the validation loss rose) every N updates;
-    /// 0: once per epoch.
-    #[arg(long, default_value_t = 0)]
-    pub evaluate_every: u64,
     /// Share of the data held out for validation, never trained on: the last sentences
     /// (words) or the tail of the text (characters).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, help_heading = "Data")]
     pub valid_fraction: f64,
-    /// Seed for initialisation, shuffling and sampling.
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the training order (word level; the character stream has one order);
+    /// default: --seed.
+    #[arg(long, help_heading = "Data")]
+    pub data_seed: Option<u64>,
+
+    /// The recurrent cell (default: lstm for characters, elman for words).
+    #[arg(long, value_enum, help_heading = "Model")]
+    pub cell: Option<CellKind>,
+    /// Cells stacked, each reading the one below.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), help_heading = "Model")]
+    pub layers: usize,
+    /// Hidden units of every layer (default: 128 for characters, 100 for words).
+    #[arg(long, help_heading = "Model")]
+    pub hidden: Option<usize>,
+    /// Seed of the initial weights.
+    #[arg(long, default_value_t = 0, help_heading = "Model")]
     pub seed: u64,
     /// Scalar type.
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    #[arg(long, value_enum, default_value_t = Dtype::F32, help_heading = "Model")]
     pub dtype: Dtype,
-    /// Write a checkpoint here at the end (atomically).
-    #[arg(long)]
-    pub save: Option<PathBuf>,
-    /// Continue from this checkpoint (model, optimizer, vocabulary, position).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    /// Export the weights as safetensors (readable by PyTorch and numpy).
-    #[arg(long)]
-    pub export: Option<PathBuf>,
+
+    /// Passes over the training data (default: 6 for characters, 5 for words).
+    #[arg(long, help_heading = "Training")]
+    pub epochs: Option<usize>,
+    /// `full`, `chunked:K`, `per-output:K`, `last:K` or `bptt:H:H'`
+    /// (default: per-output:4 for words, chunked:25 for characters).
+    #[arg(long, help_heading = "Training")]
+    pub truncation: Option<Truncation>,
+    /// `sgd:LR`, `adagrad:LR`, `adam:LR`, … (default: sgd:0.005 for words, adagrad:0.1 for characters).
+    #[arg(long, help_heading = "Training")]
+    pub optimizer: Option<OptimizerConfig>,
+    /// Learning-rate schedule: `halve` (halve when the validation loss rises), `constant`,
+    /// `cosine[:MIN_FACTOR]` (over the run's updates), `step:EVERY:FACTOR`, `exp:RATE`.
+    #[arg(long, default_value = "halve", help_heading = "Training")]
+    pub schedule: ScheduleArg,
+    /// Gradient clipping: `none`, `value:L` or `norm:L` (default: none for words, value:5 for characters).
+    #[arg(long, help_heading = "Training")]
+    pub clip: Option<Clip>,
+    /// Loss reduction: sum (the tutorial's, lr 0.005) or mean per token.
+    #[arg(long, value_enum, default_value_t = ReductionArg::Sum, help_heading = "Training")]
+    pub reduction: ReductionArg,
+    /// Sentences per update (padded to the longest).
+    #[arg(long, default_value_t = 1, help_heading = "Training")]
+    pub batch: usize,
     /// Stop after this many updates in total (checkpoint tests).
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub stop_after: Option<u64>,
-    /// Sentences (words) or 200-character samples (chars) to generate at the end.
-    #[arg(long, default_value_t = 5)]
+
+    /// Evaluate (training and validation loss and perplexity, schedule step) every N
+    /// updates; 0: once per epoch.
+    #[arg(long, default_value_t = 0, help_heading = "Evaluation and stopping")]
+    pub evaluate_every: u64,
+    /// Stop when the validation loss has not improved for N evaluations in a row.
+    #[arg(long, help_heading = "Evaluation and stopping")]
+    pub patience: Option<usize>,
+
+    /// Samples to generate at the end: sentences (words) or runs of characters.
+    #[arg(long, default_value_t = 5, help_heading = "Generation")]
     pub generate: usize,
+    /// Generate from the `--resume` checkpoint without training (its vocabulary, shape and
+    /// seed; no corpus read, weights untouched).
+    #[arg(long, requires = "resume", conflicts_with_all = ["epochs", "save", "save_best", "export", "corpus", "stop_after", "patience"], help_heading = "Generation")]
+    pub generate_only: bool,
+    /// Text every sample starts with (it conditions the model).
+    #[arg(long, help_heading = "Generation")]
+    pub prompt: Option<String>,
+    /// Tokens generated after the prompt (default: 200 characters; at most 60 words,
+    /// a sentence ends earlier at its end token).
+    #[arg(long, alias = "length", help_heading = "Generation")]
+    pub max_tokens: Option<usize>,
     /// Shortest generated sentence, in words.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, help_heading = "Generation")]
     pub min_length: usize,
-    /// Where to draw the loss curve (SVG).
-    #[arg(long, default_value = "target/language_model_loss.svg")]
+    /// Sampling options: temperature, top-k, top-p.
+    #[command(flatten)]
+    pub sampling: Sampling,
+    /// Seed of the sampling (default: the model's seed + 1).
+    #[arg(long, help_heading = "Generation")]
+    pub sample_seed: Option<u64>,
+
+    /// Write a checkpoint here at the end (atomically).
+    #[arg(long, help_heading = "Outputs")]
+    pub save: Option<PathBuf>,
+    /// Keep the checkpoint of the lowest validation loss here, rewritten when it improves.
+    #[arg(long, help_heading = "Outputs")]
+    pub save_best: Option<PathBuf>,
+    /// Continue from this checkpoint (model, optimizer, vocabulary, position, schedule).
+    #[arg(long, help_heading = "Outputs")]
+    pub resume: Option<PathBuf>,
+    /// Export the weights as safetensors (readable by PyTorch and numpy), with the
+    /// vocabulary beside them (`NAME.vocab.json`).
+    #[arg(long, help_heading = "Outputs")]
+    pub export: Option<PathBuf>,
+    /// Write one CSV row per evaluation here (columns in docs/language-model.md).
+    #[arg(long, help_heading = "Outputs")]
+    pub log: Option<PathBuf>,
+    /// Where to draw the loss curves (SVG).
+    #[arg(
+        long,
+        default_value = "target/language_model_loss.svg",
+        help_heading = "Outputs"
+    )]
     pub plot: PathBuf,
-    /// No progress bar, no per-evaluation lines.
-    #[arg(long)]
+    /// No progress bar, no per-evaluation lines, no summary of outputs.
+    #[arg(long, help_heading = "Outputs")]
     pub quiet: bool,
     /// Also save the checkpoint (to --save) every N updates.
     #[arg(long, help_heading = "Checkpoints and safety", requires = "save", value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
@@ -123,16 +170,38 @@ pub struct Config {
     /// refusing it.
     #[arg(long, help_heading = "Checkpoints and safety")]
     pub lenient: bool,
+
+    /// Threads for large matrix products (default: RECUR_THREADS, else 1; more pays only
+    /// with idle cores).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), help_heading = "Performance")]
+    pub threads: Option<usize>,
 }
 
 impl Config {
     /// The network these flags ask for.
     pub fn shape(&self) -> Shape {
+        let (cell, hidden) = match self.level {
+            Level::Char => (CellKind::Lstm, 128),
+            Level::Word => (CellKind::Elman, 100),
+        };
         Shape {
-            cell: self.cell,
+            cell: self.cell.unwrap_or(cell),
             layers: self.layers,
-            hidden: self.hidden,
+            hidden: self.hidden.unwrap_or(hidden),
         }
+    }
+
+    /// Epochs to train.
+    pub fn epochs(&self) -> usize {
+        self.epochs.unwrap_or(match self.level {
+            Level::Char => 6,
+            Level::Word => 5,
+        })
+    }
+
+    /// Seed of the training order.
+    pub fn data_seed(&self) -> u64 {
+        self.data_seed.unwrap_or(self.seed)
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Settings {
     pub min_words: usize,
     /// `--valid-fraction`.
     pub valid_fraction: f64,
+    /// `--data-seed` (the training order), as resolved; `None` in older checkpoints.
+    #[serde(default)]
+    pub data_seed: Option<u64>,
 }
 
 impl Settings {
@@ -52,6 +55,7 @@ impl Settings {
             limit: config.limit,
             min_words: config.min_words,
             valid_fraction: config.valid_fraction,
+            data_seed: Some(config.data_seed()),
         })
     }
 }
@@ -127,21 +131,25 @@ pub fn resolve(
     };
     check("level", name(config.level), name(stored.level));
     check("dtype", name(config.dtype), name(stored.dtype));
-    check("cell", name(config.cell), name(stored.shape.cell));
+    let shape = config.shape();
+    check("cell", name(shape.cell), name(stored.shape.cell));
     check(
         "layers",
-        config.layers.to_string(),
+        shape.layers.to_string(),
         stored.shape.layers.to_string(),
     );
     check(
         "hidden",
-        config.hidden.to_string(),
+        shape.hidden.to_string(),
         stored.shape.hidden.to_string(),
     );
     check("seed", config.seed.to_string(), stored.seed.to_string());
     (out.level, out.dtype, out.seed) = (stored.level, stored.dtype, stored.seed);
-    (out.cell, out.layers, out.hidden) =
-        (stored.shape.cell, stored.shape.layers, stored.shape.hidden);
+    (out.cell, out.layers, out.hidden) = (
+        Some(stored.shape.cell),
+        stored.shape.layers,
+        Some(stored.shape.hidden),
+    );
     let mut notes = Vec::new();
     if let Some(saved) = &stored.settings {
         let mine = Settings::of(config)?;
@@ -163,6 +171,14 @@ pub fn resolve(
             mine.valid_fraction.to_string(),
             saved.valid_fraction.to_string(),
         );
+        if let Some(saved_seed) = saved.data_seed {
+            check(
+                "data-seed",
+                mine.data_seed.unwrap_or_default().to_string(),
+                saved_seed.to_string(),
+            );
+            out.data_seed = Some(saved_seed);
+        }
         let kind = |o: &Option<String>| {
             o.as_deref()
                 .map(|o| o.split(':').next().unwrap_or(o).to_owned())
@@ -241,7 +257,12 @@ fn shown_path(path: &Option<PathBuf>) -> String {
 /// Refuses, before any training, an output path that cannot be written: its folder
 /// missing or read-only, or the path a folder or a read-only file.
 pub fn check_outputs(config: &Config) -> Result<(), BoxError> {
-    let outputs = [("--save", &config.save), ("--export", &config.export)];
+    let outputs = [
+        ("--save", &config.save),
+        ("--save-best", &config.save_best),
+        ("--export", &config.export),
+        ("--log", &config.log),
+    ];
     for (flag, path) in outputs {
         if let Some(path) = path {
             writable(flag, path, false)?;

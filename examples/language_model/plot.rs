@@ -6,15 +6,16 @@ use std::path::Path;
 use plotters::prelude::*;
 use recur::Evaluation;
 
+use super::ticks::Axis;
 use super::BoxError;
 
-/// Draws the curves of `evaluations` into an SVG at `path` (nothing with fewer than two
-/// evaluations).
-pub fn loss_curves(path: &Path, evaluations: &[Evaluation]) -> Result<(), BoxError> {
+/// Draws the curves of `evaluations` into an SVG at `path`; nothing, and `false`, with
+/// fewer than two evaluations.
+pub fn loss_curves(path: &Path, evaluations: &[Evaluation]) -> Result<bool, BoxError> {
     let train: Vec<(f64, f64)> = points(evaluations, |e| e.train_loss);
     let valid: Vec<(f64, f64)> = points(evaluations, |e| e.valid_loss);
     if train.len().max(valid.len()) < 2 {
-        return Ok(());
+        return Ok(false);
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -24,20 +25,23 @@ pub fn loss_curves(path: &Path, evaluations: &[Evaluation]) -> Result<(), BoxErr
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
         (lo.min(p.1), hi.max(p.1))
     });
+    let (x, y) = (Axis::covering(0.0, x_max, 6), Axis::covering(lo, hi, 6));
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("loss per token", ("sans-serif", 20))
+        .caption("training and validation loss", ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)
-        .build_cartesian_2d(0.0..x_max, (lo - 0.1)..(hi + 0.1))?;
+        .build_cartesian_2d(x.lo..x.hi, y.lo..y.hi)?;
     chart
         .configure_mesh()
         .x_desc("updates")
-        .y_desc("loss (nats)")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.2}"))
+        .y_desc("loss per token (nats)")
+        .x_labels(x.count)
+        .y_labels(y.count)
+        .x_label_formatter(&|v| x.label(*v))
+        .y_label_formatter(&|v| y.label(*v))
         .draw()?;
     for (series, color, label) in [(&train, BLUE, "training"), (&valid, RED, "validation")] {
         if series.len() >= 2 {
@@ -53,7 +57,7 @@ pub fn loss_curves(path: &Path, evaluations: &[Evaluation]) -> Result<(), BoxErr
         .border_style(BLACK)
         .draw()?;
     root.present()?;
-    Ok(())
+    Ok(true)
 }
 
 fn points(

@@ -1,6 +1,8 @@
 //! What a person watching the run sees: a progress bar with the loss and throughput, and a
 //! line per evaluation. An observer of the shared training loop.
 
+use std::time::Instant;
+
 use indicatif::{ProgressBar, ProgressStyle};
 use recur::prelude::*;
 use recur::{Control, Evaluation, Observer, Result, RunView};
@@ -10,12 +12,15 @@ pub struct Progress {
     bar: ProgressBar,
     unit: &'static str,
     quiet: bool,
+    /// Tokens already trained on when this run started (a resumed run's are not its own)
+    /// and when it started: the throughput counts this run only.
+    start: (u64, Instant),
 }
 
 impl Progress {
-    /// A bar for `total` updates, starting at `done`; hidden when `quiet`. `unit` names a
-    /// token ("word", "char").
-    pub fn new(total: u64, done: u64, unit: &'static str, quiet: bool) -> Self {
+    /// A bar for `total` updates, starting at `done` updates and `tokens` tokens; hidden
+    /// when `quiet`. `unit` names a token ("word", "char").
+    pub fn new(total: u64, done: u64, tokens: u64, unit: &'static str, quiet: bool) -> Self {
         let bar = if quiet {
             ProgressBar::hidden()
         } else {
@@ -30,15 +35,26 @@ impl Progress {
             bar
         };
         bar.set_position(done.min(total));
-        Progress { bar, unit, quiet }
+        Progress {
+            bar,
+            unit,
+            quiet,
+            start: (tokens, Instant::now()),
+        }
     }
 }
 
 impl<F: Float> Observer<F> for Progress {
     fn on_update(&mut self, _: &RunView<'_, F>, report: &UpdateReport) -> Result<Control> {
         self.bar.set_position(report.update);
-        self.bar
-            .set_message(format!("loss/{} {:.3}", self.unit, report.loss.mean()));
+        let seconds = self.start.1.elapsed().as_secs_f64().max(1e-9);
+        let rate = report.tokens.saturating_sub(self.start.0) as f64 / seconds;
+        self.bar.set_message(format!(
+            "loss/{} {:.3}  {rate:.0} {}s/s",
+            self.unit,
+            report.loss.mean(),
+            self.unit
+        ));
         Ok(Control::Continue)
     }
 

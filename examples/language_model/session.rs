@@ -61,12 +61,13 @@ pub fn fresh<F: Float, B: Build<F>>(
     let cell = build.build(vocab_size, shape.hidden, &mut rng)?;
     let readout = LinearConfig::new(shape.hidden, vocab_size).init(&mut rng)?;
     let optimizer = super::guard::optimizer(config)?;
+    // The schedule is set when the run's length is known (`--schedule cosine` spans it).
     let progress = Progress {
         level: config.level,
         dtype: config.dtype,
         shape,
         seed: config.seed,
-        run: RunState::with_schedule(Schedule::halve_on_plateau()),
+        run: RunState::with_schedule(Schedule::Constant),
         settings: Some(Settings::of(config)?),
     };
     Ok(Session {
@@ -125,6 +126,23 @@ pub fn restore<F: Float, B: Build<F>>(
     }
     session.progress = progress;
     Ok(session)
+}
+
+/// The weights of a checkpoint in a model of the checkpoint's shape, for generation
+/// only: no optimizer, no progress, whatever the level flags say.
+pub fn weights<F: Float, B: Build<F>>(
+    checkpoint: &Checkpoint<F>,
+    build: B,
+    vocab_size: usize,
+) -> Result<LanguageModel<F, B::Cell>, BoxError> {
+    let shape = saved_progress(checkpoint)?.shape;
+    // Any initial weights do: every one is overwritten.
+    let mut rng = StdRng::seed_from_u64(0);
+    let cell = build.build(vocab_size, shape.hidden, &mut rng)?;
+    let readout = LinearConfig::new(shape.hidden, vocab_size).init(&mut rng)?;
+    let mut model = Model::new(cell, readout)?;
+    checkpoint.restore(&mut model)?;
+    Ok(model)
 }
 
 /// Saves the session (atomically) with its vocabulary.

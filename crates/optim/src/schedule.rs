@@ -22,7 +22,8 @@ fn half() -> f64 {
 /// loss) in its fields, so serialising it into a checkpoint resumes it exactly.
 ///
 /// Serialises with a `kind` tag: `{"kind": "halve_on_plateau", "factor": 0.5}`.
-/// Parses from `constant`, `step:EVERY:FACTOR`, `exp:RATE` or `plateau[:FACTOR]`.
+/// Parses from `constant`, `step:EVERY:FACTOR`, `exp:RATE`, `cosine:STEPS[:MIN_FACTOR]` or
+/// `plateau[:FACTOR]`.
 ///
 /// Learning rates that would underflow to zero are held at the smallest positive normal
 /// value of the float type instead.
@@ -66,6 +67,19 @@ pub enum Schedule {
         #[serde(default)]
         base_lr: Option<f64>,
     },
+    /// Cosine annealing over `steps` optimizer steps, applied by [`Schedule::on_step`]:
+    /// `lr = base_lr · (m + (1 − m) · (1 + cos(π · min(t, steps) / steps)) / 2)` with
+    /// `m = min_factor`, so it falls smoothly from `base_lr` to `m · base_lr` and stays there.
+    Cosine {
+        /// Optimizer steps from the base rate to the lowest (> 0).
+        steps: u64,
+        /// The lowest rate as a share of the base, in `[0, 1]`.
+        #[serde(default)]
+        min_factor: f64,
+        /// The optimizer's learning rate when the schedule first saw it (state).
+        #[serde(default)]
+        base_lr: Option<f64>,
+    },
     /// After each loss evaluation, if the loss is higher than at the previous evaluation,
     /// `lr ← lr · factor`; applied by [`Schedule::on_evaluation`].
     HalveOnPlateau {
@@ -100,6 +114,21 @@ impl Schedule {
     pub fn exponential_decay(rate: f64) -> Result<Self> {
         let schedule = Schedule::ExponentialDecay {
             rate,
+            base_lr: None,
+        };
+        schedule.validate()?;
+        Ok(schedule)
+    }
+
+    /// Cosine annealing from the optimizer's rate down to `min_factor` times it over `steps`
+    /// steps.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `steps` is 0 or `min_factor` is not in `[0, 1]`.
+    pub fn cosine(steps: u64, min_factor: f64) -> Result<Self> {
+        let schedule = Schedule::Cosine {
+            steps,
+            min_factor,
             base_lr: None,
         };
         schedule.validate()?;
@@ -164,6 +193,22 @@ impl Schedule {
                 in_unit("exponential decay rate", rate, true)?;
                 base_ok(base_lr)
             }
+            Schedule::Cosine {
+                steps,
+                min_factor,
+                base_lr,
+            } => {
+                if steps == 0 {
+                    return Err(Error::config("cosine steps", "must be at least 1 step"));
+                }
+                if !(0.0..=1.0).contains(&min_factor) {
+                    return Err(Error::config(
+                        "cosine min_factor",
+                        format!("must be in [0, 1], got {min_factor}"),
+                    ));
+                }
+                base_ok(base_lr)
+            }
             Schedule::HalveOnPlateau { factor, .. } => in_unit("plateau factor", factor, false),
         }
     }
@@ -210,6 +255,15 @@ impl Schedule {
             }
             Schedule::ExponentialDecay { rate, base_lr } => {
                 *base_lr.get_or_insert(current) * rate.powf(steps)
+            }
+            Schedule::Cosine {
+                steps: total,
+                min_factor,
+                base_lr,
+            } => {
+                let done = steps.min(*total as f64) / *total as f64;
+                let share = (1.0 + (std::f64::consts::PI * done).cos()) / 2.0;
+                *base_lr.get_or_insert(current) * (*min_factor + (1.0 - *min_factor) * share)
             }
             Schedule::Constant | Schedule::HalveOnPlateau { .. } => return Ok(None),
         };
@@ -266,7 +320,8 @@ fn set_if_changed<F: Float>(opt: &mut dyn Optimizer<F>, lr: F) -> Result<Option<
 impl FromStr for Schedule {
     type Err = Error;
 
-    /// Parses `constant`, `step:EVERY:FACTOR`, `exp:RATE` or `plateau[:FACTOR]`.
+    /// Parses `constant`, `step:EVERY:FACTOR`, `exp:RATE`, `cosine:STEPS[:MIN_FACTOR]` or
+    /// `plateau[:FACTOR]`.
     fn from_str(spec: &str) -> Result<Self> {
         let lower = spec.trim().to_ascii_lowercase();
         let mut fields = lower.split(':').map(str::trim);
@@ -276,8 +331,8 @@ impl FromStr for Schedule {
             Error::config(
                 "schedule",
                 format!(
-                    "cannot read {spec:?}; expected constant, step:EVERY:FACTOR, exp:RATE or \
-                     plateau[:FACTOR]"
+                    "cannot read {spec:?}; expected constant, step:EVERY:FACTOR, exp:RATE, \
+                     cosine:STEPS[:MIN_FACTOR] or plateau[:FACTOR]"
                 ),
             )
         };
@@ -288,6 +343,10 @@ impl FromStr for Schedule {
                 Schedule::step_decay(every.parse().map_err(|_| bad())?, number(factor)?)
             }
             ("exp", [rate]) => Schedule::exponential_decay(number(rate)?),
+            ("cosine", [steps]) => Schedule::cosine(steps.parse().map_err(|_| bad())?, 0.0),
+            ("cosine", [steps, min]) => {
+                Schedule::cosine(steps.parse().map_err(|_| bad())?, number(min)?)
+            }
             ("plateau", []) => Ok(Schedule::halve_on_plateau()),
             ("plateau", [factor]) => Schedule::on_plateau(number(factor)?),
             _ => Err(bad()),
@@ -302,7 +361,61 @@ impl fmt::Display for Schedule {
             Schedule::Constant => f.write_str("constant"),
             Schedule::StepDecay { every, factor, .. } => write!(f, "step:{every}:{factor}"),
             Schedule::ExponentialDecay { rate, .. } => write!(f, "exp:{rate}"),
+            Schedule::Cosine {
+                steps, min_factor, ..
+            } => write!(f, "cosine:{steps}:{min_factor}"),
             Schedule::HalveOnPlateau { factor, .. } => write!(f, "plateau:{factor}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sgd;
+
+    /// The rates a cosine schedule sets after each of `n` steps from a base rate of 1.
+    fn cosine_rates(steps: u64, min_factor: f64, n: usize) -> Vec<f64> {
+        let mut schedule = Schedule::cosine(steps, min_factor).unwrap();
+        let mut sgd = Sgd::new(1.0_f64).unwrap();
+        let (mut x, g) = (ndarray::array![0.0], ndarray::array![0.0]);
+        (0..n)
+            .map(|_| {
+                sgd.step(&mut x, &g).unwrap();
+                schedule.on_step(&mut sgd).unwrap();
+                sgd.learning_rate()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cosine_falls_from_the_base_to_the_floor_and_stays() {
+        let rates = cosine_rates(4, 0.2, 6);
+        // 0.2 + 0.8 · (1 + cos(π t / 4)) / 2 for t = 1, 2, 3, 4, then held.
+        let expected = [
+            0.2 + 0.4 * (1.0 + std::f64::consts::FRAC_1_SQRT_2),
+            0.6,
+            0.2 + 0.4 * (1.0 - std::f64::consts::FRAC_1_SQRT_2),
+            0.2,
+            0.2,
+            0.2,
+        ];
+        for (got, want) in rates.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{rates:?}");
+        }
+    }
+
+    #[test]
+    fn cosine_parses_prints_and_checks_its_settings() {
+        let parsed: Schedule = "cosine:100:0.1".parse().unwrap();
+        assert_eq!(parsed, Schedule::cosine(100, 0.1).unwrap());
+        assert_eq!(parsed.to_string(), "cosine:100:0.1");
+        assert_eq!(
+            "cosine:10".parse::<Schedule>().unwrap(),
+            Schedule::cosine(10, 0.0).unwrap()
+        );
+        assert!(Schedule::cosine(0, 0.0).is_err());
+        assert!(Schedule::cosine(10, 1.5).is_err());
+        assert!("cosine".parse::<Schedule>().is_err());
     }
 }

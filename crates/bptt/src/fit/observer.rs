@@ -183,6 +183,16 @@ impl<W: Write> LossLog<W> {
         self.out
     }
 
+    /// Writes the row of one evaluation (the header first if not yet written): for an
+    /// evaluation made before this log was attached, such as those of a resumed run.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the writer fails.
+    pub fn record(&mut self, evaluation: &Evaluation) -> Result<()> {
+        self.write_row(evaluation)
+            .map_err(|e| Error::io("loss log", e))
+    }
+
     fn write_row(&mut self, e: &Evaluation) -> std::io::Result<()> {
         if !self.header_written {
             writeln!(self.out, "{}", Self::HEADER)?;
@@ -208,8 +218,7 @@ impl<W: Write> LossLog<W> {
 
 impl<F: Float, W: Write> Observer<F> for LossLog<W> {
     fn on_evaluation(&mut self, _: &RunView<'_, F>, evaluation: &Evaluation) -> Result<Control> {
-        self.write_row(evaluation)
-            .map_err(|e| Error::io("loss log", e))?;
+        self.record(evaluation)?;
         Ok(Control::Continue)
     }
 }
