@@ -6,13 +6,13 @@ Reads target/criterion/<type>_<shape>/<implementation>/<m>x<n>x<k>/new/{benchmar
 with a row per shape: that path, the crates it is compared with (all of them for AVX-512, their
 AVX2 kernels for the AVX2 and portable paths) and its ratio to the fastest of them.
 
-    python3 scripts/peers/gemm_table.py [DIR[@OLD=NEW] ...]
+    python3 scripts/peers/gemm_table.py [DIR[@avx512] ...]
 
 Each DIR is a criterion output directory (default target/criterion), for instance a copy kept
 from each of several runs: an entry measured in several is given its best speed, which on a
-shared machine is the one least slowed by other work. `@OLD=NEW` renames an implementation in
-that directory, e.g. `@gemm-crate=gemm-crate-avx512` for a run built with
-`--features gemm/x86-v4`.
+shared machine is the one least slowed by other work. A DIR ending in `@avx512` holds a run
+built with `--features peer-avx512`: its peers are renamed `gemm-crate-avx512` and
+`matrixmultiply-avx512`, and only they are compared with recur's AVX-512 path.
 """
 
 import json
@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 RECUR = ["recur-avx512", "recur-avx2", "recur-portable"]
-CRATES = ["gemm-crate-avx512", "gemm-crate", "matrixmultiply"]
 AVX2_CRATES = ["gemm-crate", "matrixmultiply"]
+AVX512_CRATES = [c + "-avx512" for c in AVX2_CRATES]
 
 
 def load(root, rename, rows):
@@ -41,9 +41,9 @@ def load(root, rename, rows):
 def main():
     rows = {}
     for arg in sys.argv[1:] or ["target/criterion"]:
-        path, _, rename = arg.partition("@")
-        old, _, new = rename.partition("=")
-        load(Path(path), {old: new} if rename else {}, rows)
+        path, _, tag = arg.partition("@")
+        rename = {c: f"{c}-{tag}" for c in AVX2_CRATES} if tag else {}
+        load(Path(path), rename, rows)
     bench = Path(__file__).resolve().parents[2] / "crates/linalg/benches/gemm.rs"
     order = re.findall(r'shape\("(\w+)"', bench.read_text())
     rows = dict(sorted(rows.items(), key=lambda kv: order.index(kv[0][1]) if kv[0][1] in order else len(order)))
@@ -52,8 +52,9 @@ def main():
         for impl in RECUR:
             if not any(impl in r for r in mine.values()):
                 continue
-            # The AVX-512 path against every crate; the others against the crates' AVX2 kernels.
-            crates = CRATES if impl == "recur-avx512" else AVX2_CRATES
+            # Like against like: the AVX-512 path against the crates' AVX-512 kernels, the
+            # others against their AVX2 kernels.
+            crates = AVX512_CRATES if impl == "recur-avx512" else AVX2_CRATES
             crates = [c for c in crates if any(c in r for r in mine.values())]
             head = ["shape", "m×n×k", impl] + crates + ["ratio to the best crate"]
             print(f"\n{dtype}, {impl}: GFLOP/s (median time; best over the runs given), one thread\n")

@@ -7,12 +7,20 @@
 //! Benchmark ids are `<type>/<shape>/<implementation>/<m>x<n>x<k>`, with implementations
 //! `recur-avx512`, `recur-avx2`, `recur-portable` (the ISA forced through
 //! [`gemm_with_isa`]; those this CPU lacks are skipped), `gemm-crate` and `matrixmultiply`.
-//! The `gemm` crate uses its AVX2+FMA kernels unless built with its `x86-v4` feature
-//! (`--features gemm/x86-v4`), which adds AVX-512; matrixmultiply has AVX2+FMA kernels and
-//! no AVX-512 ones. All run on one thread. Throughput is in flops (2·m·n·k), so criterion's
+//! Both peers run their AVX2+FMA kernels unless the bench is built with
+//! `--features peer-avx512`, which turns on their AVX-512 kernels (matrixmultiply's `avx512`,
+//! the gemm crate's `x86-v4`): compare `recur-avx2` with the default build and `recur-avx512`
+//! with that feature. (matrixmultiply's default features include `avx512`; a comparison that
+//! leaves them on measures recur's AVX2 path against matrixmultiply's AVX-512 kernels.) All
+//! run on one thread. Throughput is in flops (2·m·n·k), so criterion's
 //! "elem/s" reads as flop/s; `scripts/peers/gemm_table.py` turns the results into tables.
+//!
+//! `RECUR_BENCH_CLOCK=thread-cpu` times the benchmarking thread's CPU time instead of wall
+//! time: on a machine other jobs share, each product is then charged only for the time it
+//! ran (`support/thread_cpu.rs`).
 
-use criterion::{black_box, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::Measurement;
+use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
 use recur_linalg::{gemm_with_isa, Isa, Scalar};
@@ -21,6 +29,8 @@ use std::time::Duration;
 #[path = "support/peers.rs"]
 mod peers;
 use peers::gemm_crate;
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
 
 /// A product `c ← a·b + beta·c` as the engine issues it.
 struct Shape {
@@ -125,7 +135,7 @@ fn check_agreement<T: Scalar>(s: &Shape, a: ArrayView2<'_, T>, b: ArrayView2<'_,
     agree("matrixmultiply", &got);
 }
 
-fn bench_type<T: Scalar>(c: &mut Criterion, type_name: &str) {
+fn bench_type<T: Scalar, M: Measurement>(c: &mut Criterion<M>, type_name: &str) {
     let isas = [
         (Isa::Avx512, "recur-avx512"),
         (Isa::Avx2Fma, "recur-avx2"),
@@ -174,14 +184,17 @@ fn bench_type<T: Scalar>(c: &mut Criterion, type_name: &str) {
     }
 }
 
-fn benches(c: &mut Criterion) {
-    bench_type::<f32>(c, "f32");
-    bench_type::<f64>(c, "f64");
+fn benches<M: Measurement>(mut c: Criterion<M>) {
+    bench_type::<f32, M>(&mut c, "f32");
+    bench_type::<f64, M>(&mut c, "f64");
+    c.final_summary();
 }
 
-// `criterion_group!` defines an undocumented `pub fn`; keep the lint quiet only there.
-#[allow(missing_docs)]
-mod harness {
-    criterion::criterion_group!(gemm_benches, super::benches);
+fn main() {
+    let c = Criterion::default().configure_from_args();
+    match std::env::var("RECUR_BENCH_CLOCK").as_deref() {
+        Ok("thread-cpu") => benches(c.with_measurement(thread_cpu::ThreadCpu)),
+        Ok("wall") | Err(_) => benches(c),
+        Ok(other) => eprintln!("RECUR_BENCH_CLOCK={other}: expected wall or thread-cpu"),
+    }
 }
-criterion_main!(harness::gemm_benches);

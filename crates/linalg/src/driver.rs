@@ -64,6 +64,11 @@ pub(crate) fn single<T: Scalar>(
     beta: T,
     mut c: ArrayViewMut2<'_, T>,
 ) {
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon {
+        crate::simd::neon::gemm(alpha, a, b, beta, c);
+        return;
+    }
     let n = b.ncols();
     let dot_from = match plan {
         Plan::Panels => n,

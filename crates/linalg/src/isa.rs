@@ -23,6 +23,9 @@ pub enum Isa {
     Avx512,
     /// 256-bit vectors with fused multiply-add (x86-64 with AVX2 and FMA).
     Avx2Fma,
+    /// 128-bit NEON vectors (every ARM64 CPU): products run on matrixmultiply's NEON
+    /// kernels, which allocate their packing buffers on each call.
+    Neon,
     /// Plain Rust that the compiler vectorizes for the build target; runs everywhere.
     Portable,
 }
@@ -33,7 +36,7 @@ static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
 impl Isa {
     /// The fastest instruction set this CPU supports (cached after the first call).
     ///
-    /// The `RECUR_ISA` environment variable (`avx512`, `avx2` or `portable`), read on the
+    /// The `RECUR_ISA` environment variable (`avx512`, `avx2`, `neon` or `portable`), read on the
     /// first call, overrides the choice when this CPU supports the named set: it lets an
     /// AVX-512 machine run, and measure, the kernels an AVX2 machine would (and every caller
     /// of `detect`, such as the activations' wide loops, follows). Other values are ignored.
@@ -44,13 +47,14 @@ impl Isa {
             0 => Self::Avx512,
             1 => Self::Avx2Fma,
             2 => Self::Portable,
+            3 => Self::Neon,
             _ => {
                 let isa = std::env::var("RECUR_ISA")
                     .ok()
                     .and_then(|name| Self::from_name(&name))
                     .filter(|isa| isa.is_supported())
                     .or_else(|| {
-                        [Self::Avx512, Self::Avx2Fma]
+                        [Self::Avx512, Self::Avx2Fma, Self::Neon]
                             .into_iter()
                             .find(|isa| isa.is_supported())
                     })
@@ -66,6 +70,7 @@ impl Isa {
         match name.trim().to_ascii_lowercase().as_str() {
             "avx512" | "avx-512" | "avx512f" => Some(Self::Avx512),
             "avx2" | "avx2+fma" | "avx2fma" => Some(Self::Avx2Fma),
+            "neon" => Some(Self::Neon),
             "portable" => Some(Self::Portable),
             _ => None,
         }
@@ -84,6 +89,8 @@ impl Isa {
             }
             #[cfg(not(target_arch = "x86_64"))]
             Self::Avx512 | Self::Avx2Fma => false,
+            // NEON is part of the ARM64 base architecture.
+            Self::Neon => cfg!(target_arch = "aarch64"),
             Self::Portable => true,
         }
     }
@@ -93,6 +100,7 @@ impl Isa {
             Self::Avx512 => 0,
             Self::Avx2Fma => 1,
             Self::Portable => 2,
+            Self::Neon => 3,
         }
     }
 }
@@ -103,6 +111,7 @@ impl fmt::Display for Isa {
             Self::Avx512 => "AVX-512F",
             Self::Avx2Fma => "AVX2+FMA",
             Self::Portable => "portable",
+            Self::Neon => "NEON",
         })
     }
 }

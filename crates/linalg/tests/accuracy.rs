@@ -8,7 +8,7 @@ use recur_linalg::{gemm, gemm_with_isa, Isa, LinalgError, Scalar};
 
 /// Every instruction set this CPU runs.
 fn isas() -> Vec<Isa> {
-    [Isa::Avx512, Isa::Avx2Fma, Isa::Portable]
+    [Isa::Avx512, Isa::Avx2Fma, Isa::Neon, Isa::Portable]
         .into_iter()
         .filter(|i| i.is_supported())
         .collect()
@@ -478,7 +478,7 @@ fn empty_dimensions() {
 
 #[test]
 fn unsupported_isa_is_an_error() {
-    for isa in [Isa::Avx512, Isa::Avx2Fma] {
+    for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Neon] {
         if !isa.is_supported() {
             let a = Array2::<f64>::ones((2, 2));
             let mut c = Array2::<f64>::zeros((2, 2));

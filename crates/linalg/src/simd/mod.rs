@@ -19,6 +19,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::Isa;
 
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
 mod portable;
 mod wide;
 #[cfg(target_arch = "x86_64")]
@@ -209,6 +211,23 @@ pub trait Kernels: Copy + Send + Sync + 'static {
         dst: *mut Self,
         nr: usize,
     ) -> bool;
+
+    /// matrixmultiply's product for this type (`sgemm` or `dgemm`), with its NEON kernels.
+    ///
+    /// # Safety
+    /// matrixmultiply's contract: every element `a[i·rsa + p·csa]`, `b[p·rsb + j·csb]` and
+    /// `c[i·rsc + j·csc]` for `i < m`, `p < k`, `j < n` is valid, `c`'s elements are distinct
+    /// and not aliased by `a` or `b`.
+    #[cfg(target_arch = "aarch64")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn neon_gemm(
+        mkn: (usize, usize, usize),
+        alpha: Self,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    );
 
     /// `out[i][j] = Σ_p a[i][p] · b[j][p]` for `i < dm`, `j < dn`, `p < k`.
     ///
@@ -415,13 +434,30 @@ const PORTABLE_NR: usize = 16;
 
 macro_rules! impl_kernels {
     ($t:ty, $lanes512:literal, $lanes256:literal,
-     $micro512:ident, $micro256:ident, $dot512:ident, $dot256:ident, $transpose512:ident) => {
+     $micro512:ident, $micro256:ident, $dot512:ident, $dot256:ident, $transpose512:ident,
+     $neon:ident) => {
         impl Kernels for $t {
+            #[cfg(target_arch = "aarch64")]
+            unsafe fn neon_gemm(
+                (m, k, n): (usize, usize, usize),
+                alpha: Self,
+                (a, rsa, csa): (*const Self, isize, isize),
+                (b, rsb, csb): (*const Self, isize, isize),
+                beta: Self,
+                (c, rsc, csc): (*mut Self, isize, isize),
+            ) {
+                // SAFETY: forwarded contract of `neon_gemm`, which is matrixmultiply's.
+                unsafe {
+                    matrixmultiply::$neon(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+                }
+            }
+
             fn micro_tile(isa: Isa) -> (usize, usize) {
                 match isa {
                     Isa::Avx512 => (AVX512_MR, 2 * $lanes512),
                     Isa::Avx2Fma => (AVX2_MR, 2 * $lanes256),
-                    Isa::Portable => (PORTABLE_MR, PORTABLE_NR),
+                    // NEON products never reach the panel loop (`neon::gemm` takes them).
+                    Isa::Portable | Isa::Neon => (PORTABLE_MR, PORTABLE_NR),
                 }
             }
 
@@ -429,7 +465,7 @@ macro_rules! impl_kernels {
                 match isa {
                     Isa::Avx512 => Some((4, 6)),
                     Isa::Avx2Fma => Some((3, 3)),
-                    Isa::Portable => None,
+                    Isa::Portable | Isa::Neon => None,
                 }
             }
 
@@ -479,7 +515,7 @@ macro_rules! impl_kernels {
                     #[cfg(not(target_arch = "x86_64"))]
                     Isa::Avx512 | Isa::Avx2Fma => unreachable!("not supported on this target"),
                     // SAFETY: forwarded contract of `micro_raw`.
-                    Isa::Portable => unsafe {
+                    Isa::Portable | Isa::Neon => unsafe {
                         portable::micro::<$t, PORTABLE_MR, PORTABLE_NR>(
                             mr, nr, kc, (a, a_rs, a_cs), b, b_rs, c, c_rs, alpha, beta,
                         )
@@ -544,7 +580,8 @@ impl_kernels!(
     micro_f32_avx2,
     dot_f32_avx512,
     dot_f32_avx2,
-    transpose_panel_f32_avx512
+    transpose_panel_f32_avx512,
+    sgemm
 );
 impl_kernels!(
     f64,
@@ -554,5 +591,6 @@ impl_kernels!(
     micro_f64_avx2,
     dot_f64_avx512,
     dot_f64_avx2,
-    transpose_panel_f64_avx512
+    transpose_panel_f64_avx512,
+    dgemm
 );
