@@ -4,7 +4,7 @@
 //! Everything runs in-process on small corpora written here.
 
 #[path = "../examples/language_model/main.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod language_model;
 
 use std::path::{Path, PathBuf};

@@ -325,10 +325,6 @@ fn stop_early<F: Float, C: Cell<F>>(
     })
 }
 
-/// Trains with the shared loop: validation on the held-out split, a progress bar, a
-/// stop after `--stop-after` updates, saves every `--save-every` updates, and the stops of
-/// [`safety::Stops`]. Returns why the run stopped early, if it did.
-
 /// Samples from a checkpoint without training or reading a corpus: its vocabulary, its
 /// shape, its seed (unless `--sample-seed`).
 fn generate_only<F: Float, B: Build<F>>(
