@@ -546,6 +546,58 @@ fn dropout_masks_follow_the_seed() {
     assert_ne!(train(dropout_model(0.3)), train(dropout_model(0.0)));
 }
 
+/// A run with dropout resumed from its parameters, optimizer state and the stack's draw
+/// count finishes bit for bit as the uninterrupted run; without the count it does not.
+#[test]
+fn a_resumed_run_with_dropout_draws_the_masks_the_whole_run_would() {
+    let (x, y) = tokens(8, 3, 7, 4);
+    let trainer = |model: &Model<f64, Stack<Tanh64>>, optimizer: Box<dyn recur::Optimizer<f64>>| {
+        Trainer::new(
+            model,
+            Truncation::chunked(3).unwrap(),
+            Reduction::Mean,
+            optimizer,
+        )
+    };
+    let steps =
+        |model: &mut Model<f64, Stack<Tanh64>>, trainer: &mut Trainer<f64, Stack<Tanh64>>, n| {
+            for _ in 0..n {
+                trainer
+                    .train_batch(model, &SoftmaxCrossEntropy, batch(&x, &y), None)
+                    .unwrap();
+            }
+        };
+    let adam = || {
+        Box::new(recur::Adam::new(0.05, 0.9, 0.999, 1e-8).unwrap())
+            as Box<dyn recur::Optimizer<f64>>
+    };
+    let mut whole = dropout_model(0.3);
+    let mut t = trainer(&whole, adam());
+    steps(&mut whole, &mut t, 6);
+
+    let mut first = dropout_model(0.3);
+    let mut t1 = trainer(&first, adam());
+    steps(&mut first, &mut t1, 2);
+    let (saved, draws) = (params::flatten(&first), first.cell().dropout_draws());
+    assert!(draws.unwrap() > 0);
+    let resume = |draws: Option<u64>| {
+        let mut model = dropout_model(0.3);
+        params::assign_flat(&mut model, &saved).unwrap();
+        if let Some(n) = draws {
+            model.cell_mut().set_dropout_draws(n).unwrap();
+        }
+        let optimizer = t1.optimizer().state().into_optimizer().unwrap();
+        let mut t2 = trainer(&model, optimizer);
+        steps(&mut model, &mut t2, 4);
+        bits(&model)
+    };
+    assert_eq!(resume(draws), bits(&whole));
+    assert_ne!(resume(None), bits(&whole));
+    let mut plain = dropout_model(0.0);
+    assert_eq!(plain.cell().dropout_draws(), None);
+    assert!(plain.cell_mut().set_dropout_draws(1).is_err());
+}
+
 /// The gradient with dropout against central differences. Masks depend on the seed and on
 /// how many passes drew one, and a clone carries that count, so every loss below sees the
 /// masks the analytic gradient saw.

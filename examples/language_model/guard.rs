@@ -219,6 +219,18 @@ pub fn resolve(
             (false, saved) => out.optimizer = saved.as_deref().map(str::parse).transpose()?,
         }
     }
+    let mid_stream = stored.run.stream.as_ref().is_some_and(|p| p.offset > 0);
+    if out.level == Level::Char && mid_stream {
+        let scheme = truncation(&out)?;
+        if scheme.window() > scheme.stride() {
+            // The window's older steps were cached under weights the checkpoint no longer
+            // holds, so the resumed stream cannot rebuild them; chunked windows hold none.
+            notes.push(format!(
+                "{scheme} reaches back past the saved point in the stream, so its first window \
+                 there starts afresh: the run continues closely, not bit for bit (chunked:K does)"
+            ));
+        }
+    }
     if !conflicts.is_empty() {
         return Err(bad(format!(
             "--resume: these flags disagree with the checkpoint, which decides them; drop them or start a new run:\n  {}",

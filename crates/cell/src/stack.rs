@@ -316,6 +316,34 @@ impl<C> Stack<C> {
         Ok(self)
     }
 
+    /// Masks the dropout between layers has drawn so far (`None` without dropout). Masks
+    /// are a hash of the seed and this count, so a checkpoint that must resume a run bit
+    /// for bit stores it and gives it back with [`Stack::set_dropout_draws`].
+    pub fn dropout_draws(&self) -> Option<u64> {
+        self.dropout
+            .as_ref()
+            .map(|d| d.draws.load(Ordering::Relaxed))
+    }
+
+    /// Sets the count of masks drawn (see [`Stack::dropout_draws`]): a resumed run draws
+    /// the masks the interrupted one would have drawn next.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a stack without dropout (a checkpoint that stored a
+    /// count was made with dropout: the stack was rebuilt without it).
+    pub fn set_dropout_draws(&mut self, draws: u64) -> Result<()> {
+        match &self.dropout {
+            Some(dropout) => {
+                dropout.draws.store(draws, Ordering::Relaxed);
+                Ok(())
+            }
+            None => Err(Error::config(
+                "dropout",
+                "this stack has no dropout, so it has no draw count to set",
+            )),
+        }
+    }
+
     /// The layers, bottom first.
     pub fn layers(&self) -> &[C] {
         &self.layers

@@ -139,3 +139,33 @@ impl Evaluation {
         self.valid_loss.map(f64::exp)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A checkpoint keeps the run state as JSON; a resumed run is bit-identical only if
+        /// every float in it parses back to the same bits (serde_json's default parser can
+        /// miss by an ulp: the workspace enables its `float_roundtrip`).
+        #[test]
+        fn run_state_floats_survive_json_to_the_bit(
+            values in proptest::collection::vec(any::<f64>().prop_filter("finite", |v| v.is_finite()), 1..64),
+        ) {
+            let mut state = RunState::default();
+            let mut point = StreamPoint::default();
+            let rows = ndarray::ArrayView2::from_shape((1, values.len()), &values).unwrap();
+            point.record(3, rows);
+            state.stream = Some(point);
+            state.since_evaluation = (values[0], 1);
+            let back: RunState = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+            let stored = back.stream.unwrap().state;
+            prop_assert_eq!(
+                stored.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+            prop_assert_eq!(back.since_evaluation.0.to_bits(), values[0].to_bits());
+        }
+    }
+}
