@@ -303,7 +303,22 @@ fn soak_streams_tiny_shakespeare_with_flat_memory_and_step_time() {
     use recur::prelude::*;
     use recur::{Adagrad, EvaluateEvery, Fit, RunState, RunView, TokenBatches};
 
-    struct PassClock(std::time::Instant, u64);
+    /// Wall and process CPU time per pass: on a shared machine the CPU time is the figure
+    /// that shows drift; the wall time also counts waiting for a core.
+    struct PassClock {
+        wall: std::time::Instant,
+        cpu: cpu_time::ProcessTime,
+        updates: u64,
+    }
+    impl PassClock {
+        fn start(updates: u64) -> Self {
+            PassClock {
+                wall: std::time::Instant::now(),
+                cpu: cpu_time::ProcessTime::now(),
+                updates,
+            }
+        }
+    }
     impl Observer<f32> for PassClock {
         fn on_update(&mut self, _: &RunView<'_, f32>, r: &UpdateReport) -> recur::Result<Control> {
             assert!(
@@ -314,16 +329,17 @@ fn soak_streams_tiny_shakespeare_with_flat_memory_and_step_time() {
             Ok(Control::Continue)
         }
         fn on_epoch_end(&mut self, view: &RunView<'_, f32>) -> recur::Result<Control> {
-            let updates = view.state.updates - self.1;
-            let seconds = self.0.elapsed().as_secs_f64();
+            let updates = view.state.updates - self.updates;
+            let wall = self.wall.elapsed().as_secs_f64();
+            let cpu = self.cpu.elapsed().as_secs_f64();
             let loss = view.state.evaluations.last().and_then(|e| e.train_loss);
             eprintln!(
-                "pass {}: {updates} updates, {seconds:.2} s, {:.2} µs/update, train loss {loss:?}, rss {} kB",
+                "pass {}: {updates} updates, wall {wall:.2} s, cpu {cpu:.2} s, {:.2} µs cpu/update, train loss {loss:?}, rss {} kB",
                 view.state.epoch,
-                seconds * 1e6 / updates as f64,
+                cpu * 1e6 / updates as f64,
                 resident_kb()
             );
-            (self.0, self.1) = (std::time::Instant::now(), view.state.updates);
+            *self = PassClock::start(view.state.updates);
             Ok(Control::Continue)
         }
     }
@@ -356,7 +372,9 @@ fn soak_streams_tiny_shakespeare_with_flat_memory_and_step_time() {
         "rss at start: {start} kB, {} characters, {pieces} pieces",
         text.len()
     );
-    let mut clock = PassClock(std::time::Instant::now(), 0);
+    // One thread, so the process CPU time is this loop's.
+    recur::core::linalg::set_threads(1).unwrap();
+    let mut clock = PassClock::start(0);
     let fit = Fit::epochs(passes)
         .evaluate_every(EvaluateEvery::Epoch)
         .observe(&mut clock);
