@@ -6,6 +6,11 @@
 #   PY=/tmp/peers-venv/bin/python RECUR=target/release/examples/throughput \
 #       ROUNDS=3 OUT=/tmp/peers-results bash scripts/peers/run_session.sh
 #   python3 scripts/peers/summarise.py /tmp/peers-results/results.jsonl
+#
+# ISA=avx2 runs everything on AVX2 kernels, so an AVX-512 host measures what an AVX2 host
+# would run: RECUR_ISA=avx2 for recur, OPENBLAS_CORETYPE=Haswell for numpy's OpenBLAS,
+# ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2 and ONEDNN_MAX_CPU_ISA=AVX2 for
+# PyTorch, XLA_FLAGS=--xla_cpu_max_isa=AVX2 for JAX. Every line is tagged with "isa".
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 PY="${PY:-/tmp/peers-venv/bin/python}"
@@ -13,6 +18,16 @@ RECUR="${RECUR:-$here/../../target/release/examples/throughput}"
 ROUNDS="${ROUNDS:-3}"
 OUT="${OUT:-/tmp/peers-results}"
 SECONDS_PER="${SECONDS_PER:-3}"
+ISA="${ISA:-native}"
+case "$ISA" in
+  native) numpy_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE) ;;
+  avx2)
+    export RECUR_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+      ONEDNN_MAX_CPU_ISA=AVX2 XLA_FLAGS=--xla_cpu_max_isa=AVX2
+    numpy_env=(env OPENBLAS_CORETYPE=Haswell)
+    ;;
+  *) echo "ISA must be native or avx2, not $ISA" >&2; exit 2 ;;
+esac
 mkdir -p "$OUT"
 res="$OUT/results.jsonl"
 : >"$res"
@@ -32,8 +47,9 @@ for line in sys.stdin:
     d.setdefault("impl", "recur")
     d["round"] = r
     d["t_end"] = time.time()
+    d["isa"] = sys.argv[2]
     print(json.dumps(d), flush=True)
-' "$1"
+' "$1" "$ISA"
 }
 
 # recur: step counts chosen so each setting times >= ~3 s on this machine.
@@ -52,7 +68,7 @@ for round in $(seq 1 "$ROUNDS"); do
       "$RECUR" $s --threads "$t" | tag "$round" | tee -a "$res"
     done
   done
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+  "${numpy_env[@]}" \
     "$PY" "$here/lm_numpy.py" --seconds "$SECONDS_PER" 2>>"$OUT/numpy_blas.txt" | tag "$round" | tee -a "$res"
   "$PY" "$here/lm_torch.py" --seconds "$SECONDS_PER" 2>/dev/null | tag "$round" | tee -a "$res"
   "$PY" "$here/lm_torch.py" --seconds "$SECONDS_PER" --sparse-embedding \
