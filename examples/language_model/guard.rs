@@ -229,6 +229,7 @@ pub fn resolve(
         "epochs",
         "clip",
         "stop-after",
+        "time-budget",
         "evaluate-every",
         "reduction",
     ] {
