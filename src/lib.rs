@@ -52,10 +52,10 @@ pub use recur_loss as loss;
 pub use recur_optim as optim;
 
 pub use recur_bptt::{
-    gradient_check, mean_loss, Batches, Bptt, Control, Diverged, Divergence, DivergenceCause,
-    EarlyStop, EvaluateEvery, Evaluation, Every, Fit, Gradients, Interrupt, LossLog, LossReport,
-    Model, Observer, Predictor, RunState, RunView, SeqBatch, SeqInput, SeqTargets, StopAfter,
-    StreamPoint, TokenBatches, Trainer, Truncation, UpdateReport,
+    gradient_check, mean_loss, Batches, Bptt, Control, Deadline, Diverged, Divergence,
+    DivergenceCause, EarlyStop, EvaluateEvery, Evaluation, Every, Fit, Gradients, Interrupt,
+    LossLog, LossReport, Model, Observer, Predictor, RunState, RunView, SeqBatch, SeqInput,
+    SeqTargets, StopAfter, StreamPoint, TokenBatches, Trainer, Truncation, UpdateReport,
 };
 pub use recur_cell::{
     Cell, Elman, ElmanConfig, GatedParams, Gru, GruConfig, GruVariant, Init, Linear, LinearConfig,

@@ -179,12 +179,12 @@ fn the_log_has_a_row_per_evaluation_and_perplexity_is_exp_of_the_loss() {
     let (header, rows) = read_log(&log);
     assert_eq!(
         header,
-        "update,epoch,tokens,train_loss,train_perplexity,valid_loss,valid_perplexity,learning_rate,tokens_per_s"
+        "update,epoch,tokens,train_loss,train_perplexity,valid_loss,valid_perplexity,learning_rate,tokens_per_s,elapsed_s"
     );
     assert!(summary.evaluations.len() >= 4, "{summary:?}");
     assert_eq!(rows.len(), summary.evaluations.len());
     for (row, e) in rows.iter().zip(&summary.evaluations) {
-        assert_eq!(row.len(), 9);
+        assert_eq!(row.len(), 10);
         assert_eq!(row[0], e.update.to_string());
         let valid: f64 = row[5].parse().unwrap();
         let ppl: f64 = row[6].parse().unwrap();
@@ -196,6 +196,41 @@ fn the_log_has_a_row_per_evaluation_and_perplexity_is_exp_of_the_loss() {
         }
         let exp = e.valid_loss.unwrap().exp();
         assert_eq!(e.valid_perplexity().unwrap().to_bits(), exp.to_bits());
+    }
+    let elapsed: Vec<f64> = rows.iter().map(|r| r[9].parse().unwrap()).collect();
+    assert!(elapsed.windows(2).all(|w| w[0] <= w[1]), "{elapsed:?}");
+}
+
+/// `--time-budget` ends a run early, at an update boundary, and the run still ends as a
+/// finished one: an evaluation of its last weights, then samples. A value that is not a
+/// duration is a bad argument (exit code 2).
+#[test]
+fn a_tiny_time_budget_ends_training_early_and_finishes_as_usual() {
+    let path = corpus("budget", &prose(30));
+    let full = small_char("budget", &path, &[]);
+    let log = scratch("budget").join("run.csv");
+    let short = small_char("budget", &path, &["--time-budget", "0s", "--log", &s(&log)]);
+    assert!(
+        short.updates < full.updates,
+        "{} updates of {}",
+        short.updates,
+        full.updates
+    );
+    assert!(short.stopped.is_none(), "{:?}", short.stopped);
+    assert_eq!(short.evaluations.last().unwrap().update, short.updates);
+    assert_eq!(short.generated.len(), 2);
+    assert_eq!(read_log(&log).1.len(), short.evaluations.len());
+
+    for good in ["90", "90s", "10m", "1.5h", "0"] {
+        let words = ["language_model", "--time-budget", good];
+        assert!(Config::try_parse_from(words).is_ok(), "{good}");
+    }
+    for bad in ["", "10x", "m", "-5s", "1e3", "inf", "10 min"] {
+        // `=` so that clap takes `-5s` as the value, not as a flag.
+        let flag = format!("--time-budget={bad}");
+        let error = Config::try_parse_from(["language_model", flag.as_str()]).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{bad}");
+        assert!(error.to_string().contains("is not a duration"), "{error}");
     }
 }
 

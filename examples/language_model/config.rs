@@ -2,6 +2,7 @@
 //! as `--help` and docs/language-model.md).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use recur::optim::OptimizerConfig;
@@ -101,6 +102,12 @@ pub struct Config {
     /// Stop after this many updates in total (checkpoint tests).
     #[arg(long, help_heading = "Training")]
     pub stop_after: Option<u64>,
+    /// End training at the next update once this much wall-clock time has passed in the
+    /// training loop (evaluations included), then finish as usual: a closing evaluation,
+    /// save, export, plot. Seconds, or a number with `s`, `m` or `h` (`90`, `90s`, `10m`,
+    /// `1.5h`); a resumed run gets the whole budget again.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Training")]
+    pub time_budget: Option<Duration>,
 
     /// Evaluate (training and validation loss and perplexity, schedule step) every N
     /// updates; 0: once per epoch.
@@ -115,7 +122,7 @@ pub struct Config {
     pub generate: usize,
     /// Generate from the `--resume` checkpoint without training (its vocabulary, shape and
     /// seed; no corpus read, weights untouched).
-    #[arg(long, requires = "resume", conflicts_with_all = ["epochs", "save", "save_best", "export", "corpus", "stop_after", "patience"], help_heading = "Generation")]
+    #[arg(long, requires = "resume", conflicts_with_all = ["epochs", "save", "save_best", "export", "corpus", "stop_after", "time_budget", "patience"], help_heading = "Generation")]
     pub generate_only: bool,
     /// Text every sample starts with (it conditions the model).
     #[arg(long, help_heading = "Generation")]
@@ -221,4 +228,28 @@ impl From<ReductionArg> for Reduction {
             ReductionArg::Mean => Reduction::Mean,
         }
     }
+}
+
+/// A duration as `--time-budget` takes it: seconds (`90`, `2.5`) or a number with the unit
+/// `s`, `m` or `h` (`90s`, `10m`, `1.5h`).
+///
+/// # Errors
+/// Anything else, negative or not finite, with the forms that work.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1.0),
+        Some((at, 'm')) => (&text[..at], 60.0),
+        Some((at, 'h')) => (&text[..at], 3600.0),
+        _ => (text, 1.0),
+    };
+    let refuse = || {
+        format!("'{text}' is not a duration: give seconds (90) or a number with s, m or h (90s, 10m, 1.5h)")
+    };
+    // `f64::from_str` also takes `inf`, `nan` and exponents: only digits and a point here.
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(refuse());
+    }
+    let value: f64 = number.parse().map_err(|_| refuse())?;
+    Duration::try_from_secs_f64(value * unit).map_err(|_| refuse())
 }

@@ -241,6 +241,7 @@ pub fn resolve(
         "epochs",
         "clip",
         "stop-after",
+        "time-budget",
         "evaluate-every",
         "reduction",
     ] {

@@ -20,7 +20,8 @@
 //!
 //! The program is the shared training loop (`Trainer::fit`) with observers: a progress
 //! bar (`progress.rs`), the CSV log (`--log`), early stopping (`--patience`), the best
-//! checkpoint (`best.rs`, `--save-best`) and a stop after `--stop-after` updates. Each file
+//! checkpoint (`best.rs`, `--save-best`), a stop after `--stop-after` updates and the end of
+//! a `--time-budget`. Each file
 //! is one concept: `config.rs` (the command line), `text.rs` (corpus, vocabulary, split),
 //! `session.rs` (model, optimizer, checkpoints), `schedule.rs` (`--schedule`),
 //! `progress.rs`, `plot.rs`, `generate.rs` (texts) and `sample.rs` (drawing one token),
@@ -39,7 +40,9 @@ use std::time::Instant;
 use clap::{CommandFactory, FromArgMatches};
 use recur::io::Checkpoint;
 use recur::prelude::*;
-use recur::{mean_loss, EarlyStop, EvaluateEvery, Fit, Observer, StopAfter, TokenBatches};
+use recur::{
+    mean_loss, Deadline, EarlyStop, EvaluateEvery, Fit, Observer, StopAfter, TokenBatches,
+};
 use serde::Serialize;
 
 mod best;
@@ -361,7 +364,8 @@ fn generate_only<F: Float, B: Build<F>>(
 
 /// Trains with the shared loop: validation on the held-out split, the schedule, a
 /// progress bar, the log, early stopping, the best checkpoint (`best`), a stop after
-/// `--stop-after` updates, saves every `--save-every` updates, and the stops of
+/// `--stop-after` updates, the end of `--time-budget`, saves every `--save-every` updates,
+/// and the stops of
 /// [`safety::Stops`]. Returns why the run stopped early, if it did.
 fn train<F: Float, C: Cell<F>>(
     config: &Config,
@@ -403,6 +407,8 @@ fn train<F: Float, C: Cell<F>>(
     let mut saves = recur::Every::updates(config.save_every.unwrap_or(u64::MAX), |view| {
         periodic_save(config, &template, view, vocab)
     })?;
+    // Made last, so that the budget counts from the start of the loop.
+    let mut deadline = config.time_budget.map(Deadline::new);
     let mut fit = Fit::epochs(config.epochs())
         .evaluate_every(evaluate_every)
         .observe(&mut progress as &mut dyn Observer<F>)
@@ -411,6 +417,9 @@ fn train<F: Float, C: Cell<F>>(
         .observe(&mut saves);
     if let Some(log) = log.as_mut() {
         fit = fit.observe(log);
+    }
+    if let Some(deadline) = deadline.as_mut() {
+        fit = fit.observe(deadline);
     }
     if let Some(early) = patience.as_mut() {
         fit = fit.observe(early);
@@ -423,6 +432,14 @@ fn train<F: Float, C: Cell<F>>(
     }
     let train: &mut TokenBatches = &mut split.train;
     trainer.fit(model, &SoftmaxCrossEntropy, train, fit, run)?;
+    if let Some(update) = deadline.as_ref().and_then(Deadline::stopped_at) {
+        if !config.quiet {
+            println!(
+                "time budget of {:?} spent: training ended after update {update} of {total}",
+                deadline.as_ref().map(Deadline::budget).unwrap_or_default()
+            );
+        }
+    }
     Ok(stops.reason(config.stop_on_divergence))
 }
 

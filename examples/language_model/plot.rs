@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use recur::Evaluation;
 
-use super::ticks::Axis;
+use super::ticks::{loss_chart, Axis};
 use super::BoxError;
 
 /// Draws the curves of `evaluations` into an SVG at `path`; nothing, and `false`, with
@@ -27,22 +27,8 @@ pub fn loss_curves(path: &Path, evaluations: &[Evaluation]) -> Result<bool, BoxE
     });
     let (x, y) = (Axis::covering(0.0, x_max, 6), Axis::covering(lo, hi, 6));
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("training and validation loss", ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(x.lo..x.hi, y.lo..y.hi)?;
-    chart
-        .configure_mesh()
-        .x_desc("updates")
-        .y_desc("loss per token (nats)")
-        .x_labels(x.count)
-        .y_labels(y.count)
-        .x_label_formatter(&|v| x.label(*v))
-        .y_label_formatter(&|v| y.label(*v))
-        .draw()?;
+    let title = "training and validation loss";
+    let mut chart = loss_chart(&root, title, (&x, "updates"), (&y, "loss per token (nats)"))?;
     for (series, color, label) in [(&train, BLUE, "training"), (&valid, RED, "validation")] {
         if series.len() >= 2 {
             chart

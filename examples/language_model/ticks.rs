@@ -1,7 +1,46 @@
 //! Axis ticks people can read: ranges that start and end on round steps (1, 2 or 5 times a
 //! power of ten), labels without float noise (`0.01`, not `0.009999999999999998`), and log
-//! axes that span whole decades so they never show a lone tick. Shared by the language
-//! model's and the truncation study's plots.
+//! axes that span whole decades so they never show a lone tick; and the frame of a loss
+//! chart drawn on such axes. Shared by the language model's, the truncation study's and
+//! the loss-curves example's plots.
+
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// A chart of losses on an SVG, its axes in data coordinates.
+pub type LossChart<'b, 'a> =
+    ChartContext<'b, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The frame every loss plot of these examples draws on: a white page, `title`, the round
+/// axes `x` and `y` named `x_name` and `y_name`, and a grid at their ticks.
+///
+/// # Errors
+/// The backend cannot draw.
+pub fn loss_chart<'b, 'a>(
+    root: &'b DrawingArea<SVGBackend<'a>, Shift>,
+    title: &str,
+    (x, x_name): (&Axis, &str),
+    (y, y_name): (&Axis, &str),
+) -> Result<LossChart<'b, 'a>, Box<dyn std::error::Error + Send + Sync>> {
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(x.lo..x.hi, y.lo..y.hi)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_name)
+        .y_desc(y_name)
+        .x_labels(x.count)
+        .y_labels(y.count)
+        .x_label_formatter(&|v| x.label(*v))
+        .y_label_formatter(&|v| y.label(*v))
+        .draw()?;
+    Ok(chart)
+}
 
 /// A linear axis: from `lo` to `hi` in `count − 1` steps of `step`.
 #[derive(Debug, Clone, Copy, PartialEq)]

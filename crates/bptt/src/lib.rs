@@ -74,9 +74,9 @@ mod truncation;
 
 pub use engine::{Bptt, LossReport};
 pub use fit::{
-    mean_loss, Batches, Control, Diverged, Divergence, DivergenceCause, EarlyStop, EvaluateEvery,
-    Evaluation, Every, Fit, Interrupt, LossLog, Observer, RunState, RunView, StopAfter,
-    StreamPoint, TokenBatches,
+    mean_loss, Batches, Control, Deadline, Diverged, Divergence, DivergenceCause, EarlyStop,
+    EvaluateEvery, Evaluation, Every, Fit, Interrupt, LossLog, Observer, RunState, RunView,
+    StopAfter, StreamPoint, TokenBatches,
 };
 pub use gradcheck::{gradient_check, GradCheckReport, SlotCheck};
 pub use model::{Gradients, Model, Predictor};

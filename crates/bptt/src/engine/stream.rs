@@ -86,8 +86,8 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
             self.sweep(model.cell(), view, steps.from, &mut grads.cell)?;
             let control = update(model, grads, report, self.final_state())?;
             done += new;
-            if control == Control::Stop {
-                return Ok((self.final_state().to_owned(), Control::Stop));
+            if control != Control::Continue {
+                return Ok((self.final_state().to_owned(), control));
             }
         }
         Ok((self.final_state().to_owned(), Control::Continue))

@@ -10,9 +10,11 @@
 //! - `observer`: the [`Observer`] trait and the observers that need no dependency;
 //! - `divergence`: [`Divergence`], which reports (and may stop) a diverging run;
 //! - `interrupt`: [`Interrupt`], which stops at the next update once a flag is set;
-//! - `every`: [`Every`], a periodic action (a checkpoint save).
+//! - `every`: [`Every`], a periodic action (a checkpoint save);
+//! - `deadline`: [`Deadline`], which ends the run once a time budget is spent.
 
 mod data;
+mod deadline;
 mod divergence;
 mod every;
 mod interrupt;
@@ -22,6 +24,7 @@ mod state;
 mod testing;
 
 pub use data::{Batches, TokenBatches};
+pub use deadline::Deadline;
 pub use divergence::{Diverged, Divergence, DivergenceCause};
 pub use every::Every;
 pub use interrupt::Interrupt;
@@ -114,6 +117,8 @@ struct Run<'r, 'a, F: Float, C: Cell<F>, R: Readout<F>> {
     offset: usize,
     /// Tokens and time at the last evaluation, for the throughput it reports.
     since: (u64, Instant),
+    /// [`RunState::seconds`] when this run began, and when it began.
+    clock: (f64, Instant),
 }
 
 impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
@@ -121,8 +126,9 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
     /// fresh [`RunState::default`] or one saved with a checkpoint): evaluates as
     /// `fit.evaluate_every` says (and once before the first update of a fresh run), steps
     /// the learning-rate schedule of [`RunState::schedule`], and calls the observers.
-    /// Returns when the epochs are done or an observer answers [`Control::Stop`]; `state`
-    /// then says where the run stands.
+    /// Returns when the epochs are done or an observer answers [`Control::Finish`] (after
+    /// a closing evaluation) or [`Control::Stop`]; `state` then says where the run stands,
+    /// and [`RunState::seconds`] how long it has trained.
     ///
     /// Batch data ([`Batches::streamed`] false) gives one update per batch, in the order
     /// the data gives for each epoch, and a stopped run resumes at the next batch. Streamed
@@ -188,6 +194,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
             carried,
             offset,
             since: (state.tokens, Instant::now()),
+            clock: (state.seconds, Instant::now()),
             state,
         };
         let mut control = Control::Continue;
@@ -197,7 +204,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
         }
         while control == Control::Continue && run.state.epoch < run.fit.epochs {
             control = self.fit_epoch(model, train, &mut run)?;
-            if control == Control::Stop {
+            if control != Control::Continue {
                 break;
             }
             run.state.epoch += 1;
@@ -209,10 +216,17 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
             let view = view(run.state, model, self.optimizer(), None);
             control = control.and(notify(&mut run.fit.observers, |o| o.on_epoch_end(&view))?);
         }
-        let due = matches!(run.fit.evaluate_every, EvaluateEvery::Updates(_));
-        if control == Control::Continue && due && run.state.since_evaluation.1 > 0 {
+        // A finished run ends on an evaluation of its last weights; a stopped one does not
+        // (an interrupt should not wait for one, a diverged model cannot be evaluated).
+        let due = match control {
+            Control::Continue => matches!(run.fit.evaluate_every, EvaluateEvery::Updates(_)),
+            Control::Finish => true,
+            Control::Stop => false,
+        };
+        if due && run.state.since_evaluation.1 > 0 {
             run.evaluate(model, self.optimizer_mut())?;
         }
+        run.tick();
         let view = view(run.state, model, self.optimizer(), None);
         for observer in &mut run.fit.observers {
             observer.on_finish(&view)?;
@@ -247,8 +261,8 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
                     point.offset = 0;
                 }
             }
-            if control == Control::Stop {
-                return Ok(Control::Stop);
+            if control != Control::Continue {
+                return Ok(control);
             }
         }
         Ok(Control::Continue)
@@ -289,6 +303,11 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Trainer<F, C, R> {
 }
 
 impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
+    /// Brings [`RunState::seconds`] up to now.
+    fn tick(&mut self) {
+        self.state.seconds = self.clock.0 + self.clock.1.elapsed().as_secs_f64();
+    }
+
     /// After an update: counters, running loss, schedule step, evaluation when due,
     /// observers.
     fn after_update(
@@ -300,6 +319,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
     ) -> Result<Control> {
         self.state.updates = report.update;
         self.state.tokens = report.tokens;
+        self.tick();
         self.state.since_evaluation.0 += report.loss.total;
         self.state.since_evaluation.1 += report.loss.counted;
         self.state.schedule.on_step(optimizer)?;
@@ -322,6 +342,10 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
         model: &Model<F, C, R>,
         optimizer: &mut dyn Optimizer<F>,
     ) -> Result<Control> {
+        // The time stamp is taken before this evaluation's own work: the seconds it took
+        // the run to reach these weights.
+        self.tick();
+        let elapsed_s = self.state.seconds;
         let valid_loss = match self.fit.valid.as_deref_mut() {
             Some(valid) => Some(
                 mean_loss(&mut self.evaluator, model, self.loss, valid).map_err(|e| match e {
@@ -345,6 +369,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Run<'_, '_, F, C, R> {
             valid_loss,
             learning_rate: optimizer.learning_rate().to_f64_lossless(),
             tokens_per_s: (self.state.tokens - self.since.0) as f64 / seconds.max(1e-9),
+            elapsed_s,
         };
         if let Some(watched) = valid_loss.or(train_loss) {
             self.state.schedule.on_evaluation(watched, optimizer)?;

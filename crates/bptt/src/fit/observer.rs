@@ -11,24 +11,29 @@ use recur_optim::Optimizer;
 use super::state::{Evaluation, RunState};
 use crate::UpdateReport;
 
-/// An observer's answer: go on, or stop the run after this point (the state then says
+/// An observer's answer: go on, or end the run after this point (the state then says
 /// where it stopped, so it can resume).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Control {
     /// Go on.
     #[default]
     Continue,
-    /// Stop the run.
+    /// End the run as if its epochs were done: the model is evaluated once more if it was
+    /// updated since the last evaluation, whatever [`EvaluateEvery`](crate::EvaluateEvery)
+    /// says, so the run's last evaluation is of its final weights (a time budget ends
+    /// this way).
+    Finish,
+    /// Stop the run at once, without a closing evaluation (an interrupt, a divergence).
     Stop,
 }
 
 impl Control {
-    /// `Stop` if either answer is `Stop`.
+    /// The stronger of two answers: `Stop` over `Finish` over `Continue`.
     pub fn and(self, other: Control) -> Control {
-        if self == Control::Stop || other == Control::Stop {
-            Control::Stop
-        } else {
-            Control::Continue
+        match (self, other) {
+            (Control::Stop, _) | (_, Control::Stop) => Control::Stop,
+            (Control::Finish, _) | (_, Control::Finish) => Control::Finish,
+            _ => Control::Continue,
         }
     }
 }
@@ -58,8 +63,8 @@ impl<F> std::fmt::Debug for RunView<'_, F> {
 }
 
 /// Watches a [`Trainer::fit`](crate::Trainer::fit) run. Every method does nothing by
-/// default; an observer implements what it needs. Answering [`Control::Stop`] ends the run
-/// cleanly; an error ends it with that error.
+/// default; an observer implements what it needs. Answering [`Control::Finish`] or
+/// [`Control::Stop`] ends the run cleanly; an error ends it with that error.
 pub trait Observer<F: Float> {
     /// After every update.
     ///
@@ -158,8 +163,8 @@ impl<F: Float> Observer<F> for EarlyStop {
 }
 
 /// Writes one CSV row per evaluation: `update,epoch,tokens,train_loss,train_perplexity,
-/// valid_loss,valid_perplexity,learning_rate,tokens_per_s` (empty cells where a value is
-/// absent), with a header first.
+/// valid_loss,valid_perplexity,learning_rate,tokens_per_s,elapsed_s` (empty cells where a
+/// value is absent), with a header first.
 #[derive(Debug)]
 pub struct LossLog<W: Write> {
     out: W,
@@ -168,7 +173,7 @@ pub struct LossLog<W: Write> {
 
 impl<W: Write> LossLog<W> {
     /// The columns, in order.
-    pub const HEADER: &'static str = "update,epoch,tokens,train_loss,train_perplexity,valid_loss,valid_perplexity,learning_rate,tokens_per_s";
+    pub const HEADER: &'static str = "update,epoch,tokens,train_loss,train_perplexity,valid_loss,valid_perplexity,learning_rate,tokens_per_s,elapsed_s";
 
     /// A log writing to `out` (a file, a buffer).
     pub fn new(out: W) -> Self {
@@ -201,7 +206,7 @@ impl<W: Write> LossLog<W> {
         let cell = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
         writeln!(
             self.out,
-            "{},{},{},{},{},{},{},{:e},{:.1}",
+            "{},{},{},{},{},{},{},{:e},{:.1},{:.3}",
             e.update,
             e.epoch,
             e.tokens,
@@ -210,7 +215,8 @@ impl<W: Write> LossLog<W> {
             cell(e.valid_loss),
             cell(e.valid_perplexity()),
             e.learning_rate,
-            e.tokens_per_s
+            e.tokens_per_s,
+            e.elapsed_s
         )?;
         self.out.flush()
     }

@@ -31,6 +31,11 @@ pub struct RunState {
     /// zero state.)
     #[serde(default)]
     pub stream: Option<StreamPoint>,
+    /// Wall-clock seconds spent in [`Trainer::fit`](crate::Trainer::fit) so far, its
+    /// evaluations included, resumed parts added up (the time between runs is not).
+    /// (Absent from older states: zero.)
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 /// Where a streamed run stands: the steps of the current batch ([`RunState::position`])
@@ -120,6 +125,10 @@ pub struct Evaluation {
     pub learning_rate: f64,
     /// Training throughput since the previous evaluation.
     pub tokens_per_s: f64,
+    /// [`RunState::seconds`] when it was taken: the run's wall-clock time so far, the
+    /// evaluations before it included. (Absent from older states: zero.)
+    #[serde(default)]
+    pub elapsed_s: f64,
 }
 
 impl Evaluation {
