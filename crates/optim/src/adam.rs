@@ -2,7 +2,7 @@
 
 use recur_core::{Float, ParamSet, Result};
 
-use crate::kernel::{check_inputs, check_positive, check_unit, zip4};
+use crate::kernel::{check_inputs, check_positive, check_unit, flush_subnormal, zip4};
 use crate::state::{snapshot, PerSlot};
 use crate::{Optimizer, OptimizerState};
 
@@ -98,8 +98,8 @@ impl<F: Float> Optimizer<F> for Adam<F> {
         for (i, (_, [m, v])) in moments.iter_mut().enumerate() {
             let (p, g) = (params.slot_mut(i).value, grads.slot(i).value);
             zip4(p, g, m.view_mut(), v.view_mut(), |p, g, m, v| {
-                *m = b1 * *m + (one - b1) * g;
-                *v = b2 * *v + (one - b2) * g * g;
+                *m = flush_subnormal(b1 * *m + (one - b1) * g);
+                *v = flush_subnormal(b2 * *v + (one - b2) * g * g);
                 let m_hat = *m / correction1;
                 let v_hat = *v / correction2;
                 *p -= lr * m_hat / (v_hat.sqrt() + eps);

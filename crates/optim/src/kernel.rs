@@ -82,6 +82,21 @@ fn all_finite<F: Float>(values: &ArrayViewD<'_, F>) -> bool {
     }
 }
 
+/// `x`, or zero when it is subnormal. A running average that decays (a moment whose
+/// gradient stays zero, as the rows of characters or words absent from recent batches do)
+/// passes through the subnormal range, and x86 cores take a slow microcode path for every
+/// operation on a subnormal: measured, a character-level Elman run with Adam fell from
+/// 26k to 12.7k characters/s within 57k updates. A subnormal moment moves a parameter by
+/// less than `1e-30` of a step, so flushing it changes no result a model can show.
+#[inline(always)]
+pub(crate) fn flush_subnormal<F: Float>(x: F) -> F {
+    if x.abs() < F::min_positive_value() {
+        F::zero()
+    } else {
+        x
+    }
+}
+
 /// Checks the learning rate (and any other strictly positive hyper-parameter).
 pub(crate) fn check_positive<F: Float>(name: &'static str, value: F) -> Result<()> {
     if value.is_finite() && value > F::zero() {

@@ -2,7 +2,7 @@
 
 use recur_core::{Float, ParamSet, Result};
 
-use crate::kernel::{check_inputs, check_positive, check_unit, zip3};
+use crate::kernel::{check_inputs, check_positive, check_unit, flush_subnormal, zip3};
 use crate::state::{snapshot, PerSlot};
 use crate::{Optimizer, OptimizerState};
 
@@ -98,12 +98,12 @@ impl<F: Float> Optimizer<F> for Momentum<F> {
             let (p, g) = (params.slot_mut(i).value, grads.slot(i).value);
             if self.nesterov {
                 zip3(p, g, v.view_mut(), |p, g, v| {
-                    *v = mu * *v + g;
+                    *v = flush_subnormal(mu * *v + g);
                     *p -= lr * (g + mu * *v);
                 });
             } else {
                 zip3(p, g, v.view_mut(), |p, g, v| {
-                    *v = mu * *v + g;
+                    *v = flush_subnormal(mu * *v + g);
                     *p -= lr * *v;
                 });
             }

@@ -2,7 +2,7 @@
 
 use recur_core::{Float, ParamSet, Result};
 
-use crate::kernel::{check_inputs, check_positive, check_unit, zip3};
+use crate::kernel::{check_inputs, check_positive, check_unit, flush_subnormal, zip3};
 use crate::state::{snapshot, PerSlot};
 use crate::{Optimizer, OptimizerState};
 
@@ -78,7 +78,7 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
         for (i, (_, [s])) in mean_sq.iter_mut().enumerate() {
             let (p, g) = (params.slot_mut(i).value, grads.slot(i).value);
             zip3(p, g, s.view_mut(), |p, g, s| {
-                *s = rho * *s + keep * g * g;
+                *s = flush_subnormal(rho * *s + keep * g * g);
                 *p -= lr * g / (s.sqrt() + eps);
             });
         }
