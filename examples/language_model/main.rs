@@ -432,13 +432,13 @@ fn train<F: Float, C: Cell<F>>(
     }
     let train: &mut TokenBatches = &mut split.train;
     trainer.fit(model, &SoftmaxCrossEntropy, train, fit, run)?;
-    if let Some(update) = deadline.as_ref().and_then(Deadline::stopped_at) {
-        if !config.quiet {
-            println!(
-                "time budget of {:?} spent: training ended after update {update} of {total}",
-                deadline.as_ref().map(Deadline::budget).unwrap_or_default()
-            );
-        }
+    let spent = deadline
+        .as_ref()
+        .and_then(|d| Some((d.budget(), d.stopped_at()?)));
+    if let (Some((budget, update)), false) = (spent, config.quiet) {
+        println!(
+            "time budget of {budget:?} spent: training ended after update {update} of {total}"
+        );
     }
     Ok(stops.reason(config.stop_on_divergence))
 }

@@ -17,8 +17,8 @@
 //! - **Decaying buffers** (momentum's velocity, RMSprop's and Adam's moments) are set to
 //!   zero when they fall below the smallest normal number instead of lingering in the
 //!   subnormal range, where x86 arithmetic is up to two orders of magnitude slower: rows
-//!   with no recent gradient used to halve a language model's speed over a run. Such a
-//!   buffer moves its parameter by less than `1e-30` of a step.
+//!   with no recent gradient used to halve a language model's speed over a run. With the
+//!   usual `eps` (1e-8) the change to a step is far below rounding.
 //! - **Checkpoints**: [`Optimizer::state`] returns an [`OptimizerState`] (serde) from which
 //!   [`Optimizer::load_state`] or [`OptimizerState::into_optimizer`] resume bit-identically.
 //! - **Clipping**: [`clip_by_value`], [`clip_by_global_norm`] and the [`Clip`] policy.
