@@ -137,28 +137,33 @@ fn two_layers<C: Cell<f32>>(mut layer: impl FnMut(usize) -> recur::Result<C>) ->
     Stack::new(vec![layer(VOCAB).unwrap(), layer(HIDDEN).unwrap()]).unwrap()
 }
 
+/// Also on two threads, where the products are shared out over the worker pool.
 fn stacked_gated_cells_with_adam() {
-    let mut rng = StdRng::seed_from_u64(9);
-    let lstm = two_layers(|input| {
-        LstmConfig::new(input, HIDDEN).init::<f32, _, _>(Sigmoid, Tanh, &mut rng)
-    });
-    let gru = two_layers(|input| {
-        GruConfig::new(input, HIDDEN).init::<f32, _, _>(Sigmoid, Tanh, &mut rng)
-    });
     let adam = || Box::new(recur::Adam::new(0.002, 0.9, 0.999, 1e-8).unwrap());
-    for (name, per_update) in [
-        (
-            "lstm stack",
-            allocations_with(lstm, adam(), Truncation::full(), 8),
-        ),
-        (
-            "gru stack",
-            allocations_with(gru, adam(), Truncation::full(), 8),
-        ),
-    ] {
-        assert!(
-            per_update == 0.0 || !products_are_allocation_free(),
-            "{name}, Adam, full, batch 8: {per_update} allocations per update"
-        );
+    for (threads, batch) in [(1, 8), (2, 16)] {
+        recur::core::linalg::set_threads(threads).unwrap();
+        let mut rng = StdRng::seed_from_u64(9);
+        let lstm = two_layers(|input| {
+            LstmConfig::new(input, HIDDEN).init::<f32, _, _>(Sigmoid, Tanh, &mut rng)
+        });
+        let gru = two_layers(|input| {
+            GruConfig::new(input, HIDDEN).init::<f32, _, _>(Sigmoid, Tanh, &mut rng)
+        });
+        for (name, per_update) in [
+            (
+                "lstm stack",
+                allocations_with(lstm, adam(), Truncation::full(), batch),
+            ),
+            (
+                "gru stack",
+                allocations_with(gru, adam(), Truncation::full(), batch),
+            ),
+        ] {
+            assert!(
+                per_update == 0.0 || !products_are_allocation_free(),
+                "{name}, Adam, full, batch {batch}, {threads} threads: {per_update} allocations per update"
+            );
+        }
     }
+    recur::core::linalg::set_threads(1).unwrap();
 }

@@ -1,14 +1,23 @@
 //! Training with the products and the loss split over threads gives bit-identical
-//! gradients, losses and logits to one thread.
+//! gradients, losses and logits to one thread, for the Elman cell and for stacked gated
+//! cells.
 
-use recur_bptt::{Bptt, Truncation};
+use std::sync::Mutex;
+
+use rand::{rngs::StdRng, SeedableRng};
+use recur_bptt::{Bptt, Model, Truncation};
+use recur_cell::{Cell, GruConfig, GruVariant, LinearConfig, LstmConfig, Sigmoid, Stack, Tanh};
 use recur_core::{linalg, params};
 use recur_loss::{Reduction, SoftmaxCrossEntropy, IGNORE};
 
 mod common;
 
+/// The thread count is global: one test at a time sets it.
+static THREADS: Mutex<()> = Mutex::new(());
+
 #[test]
 fn split_loss_and_products_match_one_thread_bitwise() {
+    let _serial = THREADS.lock().unwrap_or_else(|e| e.into_inner());
     // 20 steps × 4 sequences × 1000 classes: above the size from which the loss is split.
     let (vocab, hidden, len, batch) = (1000, 16, 20, 4);
     let model = common::token_model::<f32>(vocab, hidden, true, 9);
@@ -37,6 +46,59 @@ fn split_loss_and_products_match_one_thread_bitwise() {
         let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
         assert!(same(one.2.as_slice().unwrap(), many.2.as_slice().unwrap()));
         assert!(same(&one.3, &many.3), "{threads} threads: gradients differ");
+    }
+    linalg::set_threads(1).unwrap();
+}
+
+/// Gradients and loss of a two-layer stack of `cell(input, hidden)` layers on seeded tokens
+/// under per-output truncation, on `threads` threads. The backward step's products (up to
+/// 64 stacked rows against 128 × 512 weights) are large enough to be split.
+fn gated_run<C: Cell<f32>>(
+    cell: impl Fn(usize, usize, &mut StdRng) -> C,
+    threads: usize,
+) -> (u64, Vec<f32>) {
+    let (vocab, hidden, len, batch) = (30, 128, 12, 16);
+    let mut rng = StdRng::seed_from_u64(5);
+    let stack = Stack::new(vec![
+        cell(vocab, hidden, &mut rng),
+        cell(hidden, hidden, &mut rng),
+    ]);
+    let readout = LinearConfig::new(hidden, vocab).init(&mut rng).unwrap();
+    let model = Model::new(stack.unwrap(), readout).unwrap();
+    let (x, y) = common::token_text(len, batch, vocab, 6);
+    linalg::set_threads(threads).unwrap();
+    let mut engine = Bptt::new(Truncation::per_output(3).unwrap(), Reduction::Mean);
+    let mut grads = model.zero_grads();
+    let seq = common::token_batch(&x, &y);
+    let report = engine
+        .accumulate(&model, &SoftmaxCrossEntropy, seq, None, &mut grads)
+        .unwrap();
+    (report.total.to_bits(), params::flatten(&grads))
+}
+
+#[test]
+fn gated_cells_match_one_thread_bitwise() {
+    let _serial = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    let lstm = |i, h, rng: &mut StdRng| LstmConfig::new(i, h).init(Sigmoid, Tanh, rng).unwrap();
+    let gru = |variant| {
+        move |i, h, rng: &mut StdRng| {
+            let config = GruConfig::new(i, h).with_variant(variant);
+            config.init(Sigmoid, Tanh, rng).unwrap()
+        }
+    };
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+    for threads in [2, 3] {
+        let (one, many) = (gated_run(lstm, 1), gated_run(lstm, threads));
+        assert_eq!(one.0, many.0, "LSTM loss, {threads} threads");
+        assert!(same(&one.1, &many.1), "LSTM gradients, {threads} threads");
+        for variant in [GruVariant::ResetAfter, GruVariant::ResetBefore] {
+            let (one, many) = (gated_run(gru(variant), 1), gated_run(gru(variant), threads));
+            assert_eq!(one.0, many.0, "{variant:?} loss, {threads} threads");
+            assert!(
+                same(&one.1, &many.1),
+                "{variant:?} gradients, {threads} threads"
+            );
+        }
     }
     linalg::set_threads(1).unwrap();
 }
