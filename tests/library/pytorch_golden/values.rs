@@ -1,4 +1,4 @@
-//! PyTorch's values, printed by the script in `main.rs`'s documentation.
+//! PyTorch's values, printed by the script in `mod.rs`'s documentation.
 
 /// `("dtype kind layers tensor", values in PyTorch's element order)`.
 pub const GOLDENS: &[(&str, &[f64])] = &[

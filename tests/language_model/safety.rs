@@ -3,33 +3,13 @@
 //! disagree with its checkpoint; unwritable outputs fail before training; divergence is
 //! reported.
 
-#[path = "../examples/language_model/main.rs"]
-#[allow(dead_code)]
-mod language_model;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use language_model::{parse_from, run_with, Safety, Summary};
 use recur::io::Checkpoint;
 
-fn shared(file: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(file);
-    assert!(path.exists(), "missing {}", path.display());
-    path.to_string_lossy().into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-lm-safety-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
+use super::language_model::{self, parse_from, run_with, Safety, Summary};
+use super::{s, scratch, shared};
 
 /// Runs the program on these words (quiet, plotting into `dir`), with `safety` adjusted.
 fn program(dir: &Path, args: &[&str], adjust: impl FnOnce(&mut Safety)) -> Result<Summary, String> {
@@ -100,7 +80,7 @@ fn interrupt_and_resume(name: &str, args: &[&str], at: u64) -> (Weights, Weights
 
 #[test]
 fn word_level_interrupt_saves_and_resume_finishes_to_the_bit() {
-    let corpus = shared("reddit-comments-2015-08.csv");
+    let corpus = s(&shared("reddit-comments-2015-08.csv"));
     let args = [
         "--level", "word", "--corpus", &corpus, "--vocab", "300", "--hidden", "12", "--dtype",
         "f64", "--limit", "40", "--epochs", "2", "--seed", "3",
@@ -114,7 +94,7 @@ fn word_level_interrupt_saves_and_resume_finishes_to_the_bit() {
 
 #[test]
 fn char_level_interrupt_saves_and_resume_continues_mid_stream_to_the_bit() {
-    let corpus = shared("tinyshakespeare.txt");
+    let corpus = s(&shared("tinyshakespeare.txt"));
     let args = [
         "--corpus", &corpus, "--level", "char", "--hidden", "12", "--dtype", "f64", "--limit",
         "2000", "--epochs", "2",
@@ -130,7 +110,7 @@ fn char_level_interrupt_saves_and_resume_continues_mid_stream_to_the_bit() {
 fn conflicting_resume_flags_are_refused_naming_each() {
     let dir = scratch("conflict");
     let saved = dir.join("saved.safetensors");
-    let corpus = shared("reddit-comments-2015-08.csv");
+    let corpus = s(&shared("reddit-comments-2015-08.csv"));
     let base = [
         "--level", "word", "--corpus", &corpus, "--vocab", "300", "--hidden", "12", "--limit",
         "20", "--epochs", "1",
@@ -208,7 +188,7 @@ fn an_unwritable_output_fails_before_training() {
 fn divergence_stops_with_a_saved_checkpoint() {
     let dir = scratch("diverge");
     let saved = dir.join("saved.safetensors");
-    let corpus = shared("tinyshakespeare.txt");
+    let corpus = s(&shared("tinyshakespeare.txt"));
     let summary = program(
         &dir,
         &[
@@ -293,7 +273,7 @@ fn resident_kb() -> u64 {
 /// at the start and the end and the time of every pass; the loss stays finite throughout.
 ///
 /// ```text
-/// RECUR_SOAK_PASSES=10 cargo test --release --test language_model_safety soak -- --ignored --nocapture
+/// RECUR_SOAK_PASSES=10 cargo test --release --test language_model soak -- --ignored --nocapture
 /// ```
 #[test]
 #[ignore = "long: run by hand, see the doc comment"]

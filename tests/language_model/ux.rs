@@ -3,17 +3,15 @@
 //! early stopping, the best checkpoint and the exported weights with their vocabulary.
 //! Everything runs in-process on small corpora written here.
 
-#[path = "../examples/language_model/main.rs"]
-#[allow(dead_code, unused_imports)]
-mod language_model;
-
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use language_model::{run, text, Config, Summary};
 use rand::{rngs::StdRng, SeedableRng};
 use recur::prelude::*;
 use recur::{Batches, SeqInput, SeqTargets};
+
+use super::language_model::{run, text, Config, Summary};
+use super::{s, scratch};
 
 /// A few paragraphs of plain prose, repeated with a counter so that no two sentences are
 /// the same.
@@ -29,19 +27,9 @@ fn prose(paragraphs: usize) -> String {
         .collect()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-lm-ux-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn corpus(name: &str, text: &str) -> String {
     let path = scratch(name).join("corpus.txt");
     std::fs::write(&path, text).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
-fn s(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 

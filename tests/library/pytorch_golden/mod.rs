@@ -13,7 +13,7 @@
 //! 1e-10 in f64 and to 1e-4 in f32 (against PyTorch's own float32 run).
 //!
 //! `values.rs` is the output of this script (torch 2.15.0, CPU), `python3 script.py >
-//! tests/pytorch_golden/values.rs`:
+//! tests/library/pytorch_golden/values.rs`:
 //!
 //! ```python
 //! import math, torch
@@ -26,7 +26,7 @@
 //!     if dtype == torch.float64:
 //!         return ", ".join(repr(float(v)) for v in t.flatten())
 //!     return ", ".join(str(v) for v in t.flatten().numpy())  # shortest f32 digits
-//! print("//! PyTorch's values, printed by the script in `main.rs`'s documentation.")
+//! print("//! PyTorch's values, printed by the script in `mod.rs`'s documentation.")
 //! print()
 //! print("/// `(\"dtype kind layers tensor\", values in PyTorch's element order)`.")
 //! print("pub const GOLDENS: &[(&str, &[f64])] = &[")

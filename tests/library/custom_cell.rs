@@ -1,10 +1,10 @@
 //! A cell and an activation defined outside the library crates train through the public API.
 
-#[path = "../examples/custom_cell.rs"]
+#[path = "../../examples/custom_cell.rs"]
 #[allow(dead_code)]
-mod custom_cell;
+mod example;
 
-use custom_cell::{run, LeakyElman, Swish};
+use example::{run, LeakyElman, Swish};
 use rand::{rngs::StdRng, SeedableRng};
 use recur::gradient_check;
 use recur::prelude::*;

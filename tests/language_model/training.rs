@@ -1,32 +1,12 @@
 //! The language-model example on the real corpora in `../shared/data/`: initial loss, learning,
 //! checkpoints (save/load/resume), generation and bad input.
 
-#[path = "../examples/language_model/main.rs"]
-#[allow(dead_code)]
-mod language_model;
-
 use std::path::PathBuf;
 
 use clap::Parser;
-use language_model::{run, Config};
 
-fn shared(file: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(file);
-    assert!(
-        path.exists(),
-        "missing {}: the tests need ../shared/data beside the project",
-        path.display()
-    );
-    path
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-lm-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use super::language_model::{self, run, Config};
+use super::{s, scratch, shared};
 
 /// A config from command-line words, always quiet and plotting into a scratch folder.
 fn config(args: &[&str]) -> Config {
@@ -105,7 +85,6 @@ fn a_resumed_run_equals_an_uninterrupted_one_to_the_bit() {
         dir.join("half.safetensors"),
         dir.join("resumed.safetensors"),
     );
-    let s = |p: &PathBuf| p.to_string_lossy().into_owned();
     let base = reddit_args();
     run(&with(
         &base,
