@@ -18,8 +18,10 @@ static THREADS: Mutex<()> = Mutex::new(());
 #[test]
 fn split_loss_and_products_match_one_thread_bitwise() {
     let _serial = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    // 20 steps × 4 sequences × 1000 classes: above the size from which the loss is split.
-    let (vocab, hidden, len, batch) = (1000, 16, 20, 4);
+    // 20 steps × 4 sequences × 1000 classes: above the size from which the loss is split;
+    // 64 hidden units put the readout's products (80 × 64 × 1000) above the size from which
+    // products are split (with 16, none was).
+    let (vocab, hidden, len, batch) = (1000, 64, 20, 4);
     let model = common::token_model::<f32>(vocab, hidden, true, 9);
     let (x, mut y) = common::token_text(len, batch, vocab, 10);
     y[[len - 1, 2]] = IGNORE; // padding rows take their own path
