@@ -137,7 +137,7 @@ fn two_layers<C: Cell<f32>>(mut layer: impl FnMut(usize) -> recur::Result<C>) ->
     Stack::new(vec![layer(VOCAB).unwrap(), layer(HIDDEN).unwrap()]).unwrap()
 }
 
-/// Also on two threads, where the products are shared out over the worker pool.
+/// Also on two threads, where the readout's products are shared out over the worker pool.
 fn stacked_gated_cells_with_adam() {
     let adam = || Box::new(recur::Adam::new(0.002, 0.9, 0.999, 1e-8).unwrap());
     for (threads, batch) in [(1, 8), (2, 16)] {

@@ -45,9 +45,14 @@ fn split_loss_and_products_match_one_thread_bitwise() {
         assert_eq!(one.0.total.to_bits(), many.0.total.to_bits());
         assert_eq!(one.0.counted, many.0.counted);
         assert_eq!(one.1.total.to_bits(), many.1.total.to_bits());
-        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-        assert!(same(one.2.as_slice().unwrap(), many.2.as_slice().unwrap()));
-        assert!(same(&one.3, &many.3), "{threads} threads: gradients differ");
+        assert!(same_bits(
+            one.2.as_slice().unwrap(),
+            many.2.as_slice().unwrap()
+        ));
+        assert!(
+            same_bits(&one.3, &many.3),
+            "{threads} threads: gradients differ"
+        );
     }
     linalg::set_threads(1).unwrap();
 }
@@ -88,19 +93,27 @@ fn gated_cells_match_one_thread_bitwise() {
             config.init(Sigmoid, Tanh, rng).unwrap()
         }
     };
-    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-    for threads in [2, 3] {
-        let (one, many) = (gated_run(lstm, 1), gated_run(lstm, threads));
-        assert_eq!(one.0, many.0, "LSTM loss, {threads} threads");
-        assert!(same(&one.1, &many.1), "LSTM gradients, {threads} threads");
-        for variant in [GruVariant::ResetAfter, GruVariant::ResetBefore] {
-            let (one, many) = (gated_run(gru(variant), 1), gated_run(gru(variant), threads));
-            assert_eq!(one.0, many.0, "{variant:?} loss, {threads} threads");
-            assert!(
-                same(&one.1, &many.1),
-                "{variant:?} gradients, {threads} threads"
-            );
-        }
+    assert_threads_agree("LSTM", |threads| gated_run(lstm, threads));
+    for variant in [GruVariant::ResetAfter, GruVariant::ResetBefore] {
+        let name = format!("{variant:?}");
+        assert_threads_agree(&name, |threads| gated_run(gru(variant), threads));
     }
     linalg::set_threads(1).unwrap();
+}
+
+/// `run` on 2 and 3 threads gives the loss and gradients it gives on one, bit for bit.
+fn assert_threads_agree(name: &str, run: impl Fn(usize) -> (u64, Vec<f32>)) {
+    let one = run(1);
+    for threads in [2, 3] {
+        let many = run(threads);
+        assert_eq!(one.0, many.0, "{name} loss, {threads} threads");
+        assert!(
+            same_bits(&one.1, &many.1),
+            "{name} gradients, {threads} threads"
+        );
+    }
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
