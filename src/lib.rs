@@ -59,7 +59,7 @@ pub use recur_bptt::{
 };
 pub use recur_cell::{
     Cell, Elman, ElmanConfig, GatedParams, Gru, GruConfig, GruVariant, Init, Linear, LinearConfig,
-    Lstm, LstmConfig, Pair, Readout, Stack, StepDeltas, StepRecord,
+    Lstm, LstmConfig, Pair, Readout, Stack, StepDeltas, StepRecord, SweepRecord,
 };
 pub use recur_core::{param_set, Activation, Error, Float, Input, ParamSet, Result};
 pub use recur_loss::{

@@ -834,6 +834,7 @@ fn per_output_sweep_is_one_stacked_call_per_step() {
         d_next: scratch.view_mut(),
         d_prev: dp_stacked.view_mut(),
         d_x: None,
+        tape: None,
     };
     cell.backward_stacked(step, deltas, &mut stacked).unwrap();
     for block in 0..3 {
@@ -844,6 +845,7 @@ fn per_output_sweep_is_one_stacked_call_per_step() {
             d_next: dn.view_mut(),
             d_prev: dp_one.slice_mut(ndarray::s![2 * block..2 * block + 2, ..]),
             d_x: None,
+            tape: None,
         };
         cell.backward(step, deltas, &mut one_by_one).unwrap();
     }

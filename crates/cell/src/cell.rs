@@ -21,6 +21,13 @@ use recur_core::{Float, Input, ParamSet, Result};
 /// when the caller asks for it, and *adds* the step's parameter gradients into `grads`.
 /// Neither may allocate in steady state: the engine calls them once per time step.
 ///
+/// **Deferred gradients.** A cell whose weight gradients are sums over steps of products
+/// (`hᵀ·δa`) can ask for a *tape* ([`Cell::tape_width`] columns per row): the engine then
+/// hands each backward step its rows of a sequence-long matrix, the cell writes there what
+/// those products need (its `δa`), and after the sweep [`Cell::backward_sequence`] adds the
+/// gradients of all steps at once, one deep product in place of one shallow product per
+/// step. The default is no tape.
+///
 /// Besides the sizes and the parameter accessors, a cell writes [`Cell::new_cache`],
 /// [`Cell::forward`] and [`Cell::backward`]; the helpers of [`crate::step`] do the shape
 /// checks and the token gather/scatter that most cells share.
@@ -109,6 +116,23 @@ pub trait Cell<F: Float>: Send + Sync + Debug {
         grads: &mut Self::Params,
     ) -> Result<()>;
 
+    /// Columns of tape a backward step writes for [`Cell::backward_sequence`] (see the
+    /// trait's docs); 0, the default, for a cell that adds every gradient at its step.
+    fn tape_width(&self) -> usize {
+        0
+    }
+
+    /// Adds the parameter gradients that the backward steps of a sweep left on the tape.
+    /// The caller calls it once after a sweep whose steps were given tape rows, with
+    /// those steps' inputs, states and tape. The default (no tape) does nothing.
+    ///
+    /// # Errors
+    /// Shape mismatches between the record and the cell.
+    fn backward_sequence(&self, sweep: SweepRecord<'_, F>, grads: &mut Self::Params) -> Result<()> {
+        let _ = (sweep, grads);
+        Ok(())
+    }
+
     /// [`Cell::backward`] for several gradients through the same step at once:
     /// `d_next`, `d_prev` (and `d_x`) hold `n` blocks of `batch` rows each (block `i` is
     /// rows `i·batch..(i+1)·batch`), and `grads` receives the sum of all blocks' parameter
@@ -132,6 +156,7 @@ pub trait Cell<F: Float>: Send + Sync + Debug {
             mut d_next,
             mut d_prev,
             mut d_x,
+            mut tape,
         } = deltas;
         let mut d_x_blocks = d_x.as_mut().map(|d| d.axis_chunks_iter_mut(Axis(0), batch));
         for (d_next, d_prev) in d_next
@@ -139,12 +164,15 @@ pub trait Cell<F: Float>: Send + Sync + Debug {
             .zip(d_prev.axis_chunks_iter_mut(Axis(0), batch))
         {
             let d_x = d_x_blocks.as_mut().and_then(Iterator::next);
+            // The first block writes the tape; the others add their gradients directly.
+            let tape = tape.take().map(ArrayViewMut2::reborrow);
             self.backward(
                 step,
                 StepDeltas {
                     d_next,
                     d_prev,
                     d_x,
+                    tape,
                 },
                 grads,
             )?;
@@ -186,4 +214,36 @@ pub struct StepDeltas<'a, F> {
     /// When given, `∂L/∂x_t` is *added* into it, `[n·batch, input_size]`: what lets one
     /// cell feed another. Only for dense inputs; token inputs have no input gradient.
     pub d_x: Option<ArrayViewMut2<'a, F>>,
+    /// When given, this step's `[batch, tape_width]` rows of the sweep's tape: the cell
+    /// writes all of them, and may leave parameter gradients there for
+    /// [`Cell::backward_sequence`] instead of adding them into `grads`. When `None`, every
+    /// gradient goes into `grads` at once.
+    pub tape: Option<ArrayViewMut2<'a, F>>,
+}
+
+impl<'a, F> StepDeltas<'a, F> {
+    /// Deltas without input gradient or tape.
+    pub fn new(d_next: ArrayViewMut2<'a, F>, d_prev: ArrayViewMut2<'a, F>) -> Self {
+        StepDeltas {
+            d_next,
+            d_prev,
+            d_x: None,
+            tape: None,
+        }
+    }
+}
+
+/// What a backward sweep hands to [`Cell::backward_sequence`]: for the `steps` steps it
+/// swept, oldest first, row `s·batch + b` of each matrix (entry, for token ids) belongs to
+/// step `s` of sequence `b`.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepRecord<'a, F> {
+    /// The steps' inputs, `steps·batch` rows or token ids.
+    pub x: Input<'a, F>,
+    /// The states before each step, `[steps·batch, state_size]`.
+    pub prev: ArrayView2<'a, F>,
+    /// The states after each step, `[steps·batch, state_size]`.
+    pub next: ArrayView2<'a, F>,
+    /// What the steps wrote on the tape, `[steps·batch, tape_width]`.
+    pub tape: ArrayView2<'a, F>,
 }

@@ -466,10 +466,12 @@ impl<F: Float, A: Activation<F>> Cell<F> for Elman<F, A> {
         grads: &mut ElmanParams<F>,
     ) -> Result<()> {
         let batch = check_deltas("Elman::backward", self, step, &deltas)?;
+        // No tape: the gradients are added at each step.
         let StepDeltas {
             mut d_next,
             d_prev,
             mut d_x,
+            tape: _,
         } = deltas;
         let z = step.cache.pre_activation.as_ref();
         for block in d_next.axis_chunks_iter_mut(Axis(0), batch) {
@@ -551,16 +553,13 @@ mod tests {
             d_next: scratch.view_mut(),
             d_prev: dp_fast.view_mut(),
             d_x: None,
+            tape: None,
         };
         c.backward_stacked(step, deltas, &mut fast).unwrap();
         for (i, block) in d.axis_chunks_iter(Axis(0), 2).enumerate() {
             let mut d_next = block.to_owned();
             let d_prev = dp_slow.slice_mut(ndarray::s![2 * i..2 * i + 2, ..]);
-            let deltas = StepDeltas {
-                d_next: d_next.view_mut(),
-                d_prev,
-                d_x: None,
-            };
+            let deltas = StepDeltas::new(d_next.view_mut(), d_prev);
             c.backward(step, deltas, &mut slow).unwrap();
         }
         assert!(params::max_abs_diff(&fast, &slow).unwrap() < 1e-14);
@@ -646,6 +645,7 @@ mod tests {
                 d_next: d_next.view_mut(),
                 d_prev: d_prev.view_mut(),
                 d_x: None,
+                tape: None,
             };
             c.backward(record, deltas, &mut grads).unwrap();
             (next, grads, d_prev)

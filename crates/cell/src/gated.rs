@@ -1,8 +1,8 @@
 //! What the gated cells ([`crate::Lstm`], [`crate::Gru`]) share: their parameter layout
 //! (input and recurrent weights of `k` gate blocks side by side, two optional biases), the
-//! gradient of the biases and weights from one block of pre-activation gradients, a
-//! scratch buffer and transposed weight copies for the backward pass, and the activation of
-//! a column range.
+//! gradient of the biases and weights from rows of pre-activation gradients, a scratch
+//! buffer for the backward pass, packed copies of the weights for the steps' products, and
+//! the activation of a column range.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -10,12 +10,12 @@ use std::sync::{Mutex, RwLock};
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use recur_core::activation::{apply_in_place, Activation};
-use recur_core::linalg::gemm;
+use recur_core::linalg::{gemm, gemm_packed, PackedB};
 use recur_core::params::{fill_zero, zero_rows, RowSet};
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
 
-use crate::step::input_weight_grad;
+use crate::step::{input_product, input_weight_grad};
 use crate::Init;
 
 /// Parameters (or gradients) of a gated cell with `k` gate blocks: `k = 4` for an
@@ -145,11 +145,58 @@ impl<F: Float> GatedParams<F> {
         }
     }
 
-    /// Adds the input-side gradients of one block `da = ∂L/∂(x·W_ih + b_ih)`.
+    /// Adds the weight and bias gradients of rows of pre-activation gradients, from one
+    /// step or from a whole sweep: `da_x = ∂L/∂(x·W_ih + b_ih)` for the input side and
+    /// `da_h = ∂L/∂(h·W_hh + b_hh)` for the recurrent side, whose rows pair with those of
+    /// `x` and `h`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] on inconsistent shapes.
+    pub(crate) fn add_grads(
+        &mut self,
+        x: Input<'_, F>,
+        da_x: ArrayView2<'_, F>,
+        h: ArrayView2<'_, F>,
+        da_h: ArrayView2<'_, F>,
+    ) -> Result<()> {
+        let width = self.w_hh.ncols();
+        if da_x.ncols() != width || da_h.ncols() != width {
+            return Err(Error::shape(
+                "gated cell: pre-activation gradients",
+                &[da_x.nrows(), width],
+                if da_x.ncols() != width {
+                    da_x.shape()
+                } else {
+                    da_h.shape()
+                },
+            ));
+        }
+        self.add_input_grads(x, da_x)?;
+        add_outer(h, da_h, self.w_hh.view_mut())?;
+        add_row_sums(self.b_hh.as_mut(), da_h);
+        Ok(())
+    }
+
+    /// Adds the input-side gradients of rows `da = ∂L/∂(x·W_ih + b_ih)`.
     pub(crate) fn add_input_grads(&mut self, x: Input<'_, F>, da: ArrayView2<'_, F>) -> Result<()> {
         input_weight_grad(x, da, self.w_ih.view_mut(), &mut self.touched)?;
         add_row_sums(self.b_ih.as_mut(), da);
         Ok(())
+    }
+}
+
+/// The tape a gated cell's backward step was given, if it keeps one: `None` when there is
+/// no tape or the cell keeps none (`width` 0), else the rows, checked to be `[batch, width]`.
+pub(crate) fn tape_rows<'a, F>(
+    op: &'static str,
+    tape: Option<ArrayViewMut2<'a, F>>,
+    batch: usize,
+    width: usize,
+) -> Result<Option<ArrayViewMut2<'a, F>>> {
+    match tape {
+        Some(_) if width == 0 => Ok(None),
+        Some(t) if t.dim() != (batch, width) => Err(Error::shape(op, &[batch, width], t.shape())),
+        tape => Ok(tape),
     }
 }
 
@@ -258,60 +305,81 @@ impl<F: Float> Scratch<F> {
     }
 }
 
-/// Which weight matrix of a [`GatedParams`] a [`Transposed`] copy holds.
+/// Which packed copy of a [`GatedParams`]' weights a product reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Weight {
-    /// `w_ih`.
+    /// `w_ih`, for `x·W_ih`.
     Input,
-    /// `w_hh`.
+    /// `w_hh`, for `h·W_hh`.
     Recurrent,
+    /// `w_ihᵀ`, for `δa·W_ihᵀ`.
+    InputT,
+    /// `w_hhᵀ`, for `δa·W_hhᵀ`.
+    RecurrentT,
 }
 
-/// Row-major copies of `w_ihᵀ` and `w_hhᵀ`, made when the backward pass first needs them
-/// after the weights changed, for its products `δa·W_ihᵀ` and `δa·W_hhᵀ`.
-///
-/// With the weights as they are, `Wᵀ` is a column-major view and its product runs as dot
-/// products, which at 32 rows ran 1.3–1.4× slower than the same product with a row-major
-/// copy (`docs/performance.md`, gated cells). A copy's rows are padded by one cache line so
-/// that its row stride is not a multiple of 1 KiB (hidden 256 in `f32`), which would map
-/// the rows a kernel reads together onto the same cache sets. The owner calls
-/// [`Transposed::invalidate`] whenever its weights may change (every `&mut` access); the
-/// copies are remade once per update, a pass over each weight matrix against the many
-/// steps' products that use them.
-#[derive(Debug)]
-pub(crate) struct Transposed<F> {
-    /// Per [`Weight`]: whether its copy matches the weights.
-    fresh: [AtomicBool; 2],
-    /// Per [`Weight`]: the padded copy, once made (its buffer is kept across updates).
-    copies: RwLock<[Option<Array2<F>>; 2]>,
-}
+impl Weight {
+    const ALL: usize = 4;
 
-impl<F> Default for Transposed<F> {
-    fn default() -> Self {
-        Transposed {
-            fresh: Default::default(),
-            copies: RwLock::new([None, None]),
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn of<F>(self, params: &GatedParams<F>) -> ArrayView2<'_, F> {
+        match self {
+            Weight::Input => params.w_ih.view(),
+            Weight::Recurrent => params.w_hh.view(),
+            Weight::InputT => params.w_ih.t(),
+            Weight::RecurrentT => params.w_hh.t(),
         }
     }
 }
 
-impl<F> Clone for Transposed<F> {
-    /// A clone starts without copies: they are made from the clone's own weights.
-    fn clone(&self) -> Self {
-        Transposed::default()
+/// The weights and their transposes packed for the matrix kernels ([`PackedB`]), made when a
+/// step first needs them after the weights changed, for the steps' products `x·W_ih`,
+/// `h·W_hh`, `δa·W_ihᵀ` and `δa·W_hhᵀ`.
+///
+/// Every step of a sequence multiplies the same weights. Read in place, a weight matrix of
+/// 1024 `f32` columns is walked with a 4 KiB row stride, each row of a kernel's panel on
+/// another page and on the same few cache sets, and its transpose only as dot products;
+/// packed once, each product streams contiguous panels (`docs/performance.md`, gated
+/// cells). The owner calls [`Packed::invalidate`] whenever its weights may change (every
+/// `&mut` access), so the copies are remade once per update: one pass over each matrix
+/// against the many steps' products that read it.
+#[derive(Debug)]
+pub(crate) struct Packed<F> {
+    /// Per [`Weight`]: whether its copy matches the weights.
+    fresh: [AtomicBool; Weight::ALL],
+    /// Per [`Weight`]: the packed copy, once made (its buffer is kept across updates).
+    copies: RwLock<[Option<PackedB<F>>; Weight::ALL]>,
+}
+
+impl<F> Default for Packed<F> {
+    fn default() -> Self {
+        Packed {
+            fresh: Default::default(),
+            copies: RwLock::new([None, None, None, None]),
+        }
     }
 }
 
-impl<F: Float> Transposed<F> {
-    /// Marks both copies out of date.
+impl<F> Clone for Packed<F> {
+    /// A clone starts without copies: they are made from the clone's own weights.
+    fn clone(&self) -> Self {
+        Packed::default()
+    }
+}
+
+impl<F: Float> Packed<F> {
+    /// Marks every copy out of date.
     pub(crate) fn invalidate(&mut self) {
         for fresh in &mut self.fresh {
             *fresh.get_mut() = false;
         }
     }
 
-    /// Runs `f` on `wᵀ` (`[k·hidden, rows of w]`, rows contiguous) for the chosen weight of
-    /// `params`, remaking the copy first if it is out of date.
+    /// Runs `f` on the chosen weight of `params`, packed, packing it first if its copy is
+    /// out of date.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] when a previous use panicked; whatever `f` returns.
@@ -319,23 +387,62 @@ impl<F: Float> Transposed<F> {
         &self,
         params: &GatedParams<F>,
         which: Weight,
-        f: impl FnOnce(ArrayView2<'_, F>) -> Result<T>,
+        f: impl FnOnce(&PackedB<F>) -> Result<T>,
     ) -> Result<T> {
-        let (index, w) = match which {
-            Weight::Input => (0, params.w_ih.view()),
-            Weight::Recurrent => (1, params.w_hh.view()),
-        };
+        let index = which.index();
         if !self.fresh[index].load(Ordering::Acquire) {
             let mut copies = self.copies.write().map_err(|_| poisoned())?;
             if !self.fresh[index].load(Ordering::Acquire) {
-                transpose_padded(w, &mut copies[index]);
+                let w = which.of(params);
+                match &mut copies[index] {
+                    Some(copy) => copy.pack(w),
+                    empty => *empty = Some(PackedB::new(w)),
+                }
                 self.fresh[index].store(true, Ordering::Release);
             }
         }
         let copies = self.copies.read().map_err(|_| poisoned())?;
         match &copies[index] {
-            Some(copy) => f(copy.slice(s![.., ..w.nrows()])),
-            None => Err(Error::config("cell", "transposed weights were not made")),
+            Some(copy) => f(copy),
+            None => Err(Error::config("cell", "packed weights were not made")),
+        }
+    }
+
+    /// `d_x += δa·W_ihᵀ` when `d_x` is given (the input gradient of a step).
+    ///
+    /// # Errors
+    /// Shape mismatches; a poisoned lock.
+    pub(crate) fn input_delta(
+        &self,
+        params: &GatedParams<F>,
+        da: ArrayView2<'_, F>,
+        d_x: Option<&mut ArrayViewMut2<'_, F>>,
+    ) -> Result<()> {
+        match d_x {
+            Some(d_x) => self.with(params, Weight::InputT, |w_ih_t| {
+                Ok(gemm_packed(F::one(), da, w_ih_t, F::one(), d_x.view_mut())?)
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `out ← x·W_ih + beta·out`: for token ids a gather of rows of `w_ih`, for dense rows a
+    /// product with the packed `w_ih`.
+    ///
+    /// # Errors
+    /// Shape mismatches; a poisoned lock.
+    pub(crate) fn input_product(
+        &self,
+        params: &GatedParams<F>,
+        x: Input<'_, F>,
+        beta: F,
+        out: ArrayViewMut2<'_, F>,
+    ) -> Result<()> {
+        match x {
+            Input::Tokens(_) => input_product(x, params.w_ih.view(), beta, out),
+            Input::Dense(x) => self.with(params, Weight::Input, |w| {
+                Ok(gemm_packed(F::one(), x, w, beta, out)?)
+            }),
         }
     }
 }
@@ -343,26 +450,6 @@ impl<F: Float> Transposed<F> {
 /// The error for a lock that a panicking backward pass left behind.
 fn poisoned() -> Error {
     Error::config("cell", "a previous backward pass panicked")
-}
-
-/// Writes `wᵀ` into the first `w.nrows()` columns of `out`, resized (only when its shape
-/// changes) to `[w.ncols(), w.nrows() + one cache line]`.
-fn transpose_padded<F: Float>(w: ArrayView2<'_, F>, out: &mut Option<Array2<F>>) {
-    const TILE: usize = 32;
-    let pad = (64 / std::mem::size_of::<F>()).max(1);
-    let (rows, cols) = w.dim();
-    let out = match out {
-        Some(copy) if copy.dim() == (cols, rows + pad) => copy,
-        _ => out.insert(Array2::zeros((cols, rows + pad))),
-    };
-    // Tiles keep both the reads and the writes within a few cache lines each.
-    for i in (0..rows).step_by(TILE) {
-        for j in (0..cols).step_by(TILE) {
-            let (i_end, j_end) = ((i + TILE).min(rows), (j + TILE).min(cols));
-            out.slice_mut(s![j..j_end, i..i_end])
-                .assign(&w.slice(s![i..i_end, j..j_end]).t());
-        }
-    }
 }
 
 /// Applies `act` in place to columns `from..to` of every row.

@@ -3,16 +3,16 @@
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
 use recur_core::activation::{Activation, Sigmoid, Tanh};
-use recur_core::linalg::gemm;
+use recur_core::linalg::{gemm, gemm_packed};
 use recur_core::{Error, Float, Input, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::gated::{
-    activate_columns, add_outer, add_row_sums, gate_block, slope, sum_blocks, GatedParams,
-    GruParams, Scratch, Transposed, Weight,
+    activate_columns, add_outer, add_row_sums, gate_block, slope, sum_blocks, tape_rows,
+    GatedParams, GruParams, Packed, Scratch, Weight,
 };
-use crate::step::{check_deltas, check_forward, check_one_block, input_product};
-use crate::{Cell, Init, StepDeltas, StepRecord};
+use crate::step::{check_deltas, check_forward, check_one_block};
+use crate::{Cell, Init, StepDeltas, StepRecord, SweepRecord};
 
 /// Where a [`Gru`] applies its reset gate `r` in the candidate `n`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,7 +114,7 @@ pub struct Gru<F, G = Sigmoid, C = Tanh> {
     gate: G,
     cell: C,
     #[serde(skip)]
-    transposed: Transposed<F>,
+    packed: Packed<F>,
 }
 
 /// What a [`Gru`] step keeps for its backward pass: the activated gates `[r z n]`, the
@@ -146,7 +146,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
             variant,
             gate,
             cell,
-            transposed: Transposed::default(),
+            packed: Packed::default(),
         })
     }
 
@@ -158,7 +158,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
     /// The weights, writable. Shapes must stay as they are: the cell checks them at every
     /// step and reports a change as an error.
     pub fn weights_mut(&mut self) -> &mut GruParams<F> {
-        self.transposed.invalidate();
+        self.packed.invalidate();
         &mut self.params
     }
 
@@ -208,7 +208,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
     }
 
     fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
-        self.transposed.invalidate();
+        self.packed.invalidate();
         &mut self.params
     }
 
@@ -239,23 +239,21 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
         self.check_cache("Gru::forward cache", batch, cache)?;
         let (p, h) = (&self.params, self.hidden_size());
         let (a, u) = (&mut cache.gates, &mut cache.recurrent);
-        input_product(x, p.w_ih.view(), F::zero(), a.view_mut())?;
+        self.packed.input_product(p, x, F::zero(), a.view_mut())?;
         if let Some(b) = &p.b_ih {
             *a += b;
         }
         // u = h·W_hh + b_hh; for the reset-before variant only its r and z blocks now.
-        let width = match self.variant {
-            GruVariant::ResetAfter => 3 * h,
-            GruVariant::ResetBefore => 2 * h,
-        };
-        gemm(
-            F::one(),
-            prev,
-            p.w_hh.slice(s![.., ..width]),
-            F::zero(),
-            u.slice_mut(s![.., ..width]),
-        )?;
-        u.slice_mut(s![.., width..]).fill(F::zero());
+        match self.variant {
+            GruVariant::ResetAfter => self.packed.with(p, Weight::Recurrent, |w_hh| {
+                Ok(gemm_packed(F::one(), prev, w_hh, F::zero(), u.view_mut())?)
+            })?,
+            GruVariant::ResetBefore => {
+                let rz = s![.., ..2 * h];
+                gemm(F::one(), prev, p.w_hh.slice(rz), F::zero(), u.slice_mut(rz))?;
+                u.slice_mut(s![.., 2 * h..]).fill(F::zero());
+            }
+        }
         if let Some(b) = &p.b_hh {
             *u += b;
         }
@@ -329,7 +327,9 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
             d_next,
             mut d_prev,
             mut d_x,
+            tape,
         } = deltas;
+        let tape = tape_rows("Gru::backward tape", tape, batch, self.tape_width())?;
         let rows = d_next.nrows();
         let (gate, cell) = (&self.gate, &self.cell);
         let a = &cache.gates;
@@ -397,8 +397,8 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
                                 *du_n = dn * g_r;
                             });
                     }
-                    self.transposed.with(p, Weight::Recurrent, |w_hh_t| {
-                        Ok(gemm(
+                    self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
+                        Ok(gemm_packed(
                             F::one(),
                             du.view(),
                             w_hh_t,
@@ -409,10 +409,10 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
                 }
                 GruVariant::ResetBefore => {
                     // δ(r ⊙ h) = δn·W_hnᵀ, kept in δu's first block.
-                    self.transposed.with(p, Weight::Recurrent, |w_hh_t| {
-                        let w_hn_t = w_hh_t.slice_move(s![2 * h.., ..]);
+                    self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
+                        let w_hn_t = w_hh_t.rows(2 * h..3 * h)?;
                         let (dn, d_rh) = (da.slice(s![.., 2 * h..]), du.slice_mut(s![.., ..h]));
-                        Ok(gemm(F::one(), dn, w_hn_t, F::zero(), d_rh)?)
+                        Ok(gemm_packed(F::one(), dn, w_hn_t, F::zero(), d_rh)?)
                     })?;
                     for r in 0..rows {
                         let b = r % batch;
@@ -427,29 +427,37 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
                                 *d_prev += d_rh * g_r;
                             });
                     }
-                    self.transposed.with(p, Weight::Recurrent, |w_hh_t| {
-                        let w_rz_t = w_hh_t.slice_move(s![..2 * h, ..]);
+                    self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
+                        let w_rz_t = w_hh_t.rows(0..2 * h)?;
                         let drz = da.slice(s![.., ..2 * h]);
-                        Ok(gemm(F::one(), drz, w_rz_t, F::one(), d_prev.view_mut())?)
+                        Ok(gemm_packed(
+                            F::one(),
+                            drz,
+                            w_rz_t,
+                            F::one(),
+                            d_prev.view_mut(),
+                        )?)
                     })?;
                 }
             }
-            if let Some(d_x) = d_x.as_mut() {
-                self.transposed.with(p, Weight::Input, |w_ih_t| {
-                    Ok(gemm(F::one(), da.view(), w_ih_t, F::one(), d_x.view_mut())?)
-                })?;
-            }
+            self.packed.input_delta(p, da.view(), d_x.as_mut())?;
             sum_blocks(da.view_mut(), batch);
             let da0 = da.slice(s![..batch, ..]);
-            grads.add_input_grads(step.x, da0)?;
             match self.variant {
                 GruVariant::ResetAfter => {
                     sum_blocks(du.view_mut(), batch);
                     let du0 = du.slice(s![..batch, ..]);
-                    add_outer(step.prev, du0, grads.w_hh.view_mut())?;
-                    add_row_sums(grads.b_hh.as_mut(), du0);
+                    match tape {
+                        Some(mut tape) => {
+                            let (mut on_x, mut on_h) = tape.view_mut().split_at(Axis(1), 3 * h);
+                            on_x.assign(&da0);
+                            on_h.assign(&du0);
+                        }
+                        None => grads.add_grads(step.x, da0, step.prev, du0)?,
+                    }
                 }
                 GruVariant::ResetBefore => {
+                    grads.add_input_grads(step.x, da0)?;
                     add_outer(
                         step.prev,
                         da0.slice(s![.., ..2 * h]),
@@ -465,6 +473,26 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
             }
             Ok(())
         })
+    }
+
+    /// Reset after: `[δa | δu]` of the step (its blocks summed), the gradients of the input
+    /// and recurrent pre-activations. Reset before keeps no tape: its recurrent gradient
+    /// also needs `r ⊙ h_{t−1}`.
+    fn tape_width(&self) -> usize {
+        match self.variant {
+            GruVariant::ResetAfter => 6 * self.hidden_size(),
+            GruVariant::ResetBefore => 0,
+        }
+    }
+
+    /// `w_ih += Xᵀ·ΔA`, `w_hh += Hᵀ·ΔU` and the bias sums, over all the sweep's steps.
+    fn backward_sequence(&self, sweep: SweepRecord<'_, F>, grads: &mut GruParams<F>) -> Result<()> {
+        if self.tape_width() == 0 {
+            return Ok(());
+        }
+        let h = self.hidden_size();
+        let (da, du) = sweep.tape.split_at(Axis(1), 3 * h);
+        grads.add_grads(sweep.x, da, sweep.prev, du)
     }
 }
 

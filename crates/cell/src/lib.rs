@@ -53,7 +53,7 @@ mod readout;
 mod stack;
 pub mod step;
 
-pub use cell::{Cell, StepDeltas, StepRecord};
+pub use cell::{Cell, StepDeltas, StepRecord, SweepRecord};
 pub use elman::{Elman, ElmanCache, ElmanConfig, ElmanParams};
 pub use gated::{GatedParams, GruParams, LstmParams};
 pub use gru::{Gru, GruCache, GruConfig, GruVariant};

@@ -3,16 +3,16 @@
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
 use recur_core::activation::{Activation, Sigmoid, Tanh};
-use recur_core::linalg::gemm;
+use recur_core::linalg::gemm_packed;
 use recur_core::{Error, Float, Input, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::gated::{
-    activate_columns, add_outer, add_row_sums, gate_block, slope, sum_blocks, GatedParams,
-    LstmParams, Scratch, Transposed, Weight,
+    activate_columns, gate_block, slope, sum_blocks, tape_rows, GatedParams, LstmParams, Packed,
+    Scratch, Weight,
 };
-use crate::step::{check_deltas, check_forward, check_one_block, input_product};
-use crate::{Cell, Init, StepDeltas, StepRecord};
+use crate::step::{check_deltas, check_forward, check_one_block};
+use crate::{Cell, Init, StepDeltas, StepRecord, SweepRecord};
 
 /// Sizes and options of an [`Lstm`] cell; [`LstmConfig::init`] builds one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ pub struct Lstm<F, G = Sigmoid, C = Tanh> {
     gate: G,
     cell: C,
     #[serde(skip)]
-    transposed: Transposed<F>,
+    packed: Packed<F>,
 }
 
 /// What an [`Lstm`] step keeps for its backward pass: the activated gates `[i f g o]`,
@@ -135,7 +135,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
             params: params.checked(4)?,
             gate,
             cell,
-            transposed: Transposed::default(),
+            packed: Packed::default(),
         })
     }
 
@@ -147,7 +147,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
     /// The weights, writable. Shapes must stay as they are: the cell checks them at every
     /// step and reports a change as an error.
     pub fn weights_mut(&mut self) -> &mut LstmParams<F> {
-        self.transposed.invalidate();
+        self.packed.invalidate();
         &mut self.params
     }
 
@@ -187,7 +187,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
     }
 
     fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
-        self.transposed.invalidate();
+        self.packed.invalidate();
         &mut self.params
     }
 
@@ -222,14 +222,16 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
             ));
         }
         let a = &mut cache.gates;
-        input_product(x, p.w_ih.view(), F::zero(), a.view_mut())?;
-        gemm(
-            F::one(),
-            prev.slice(s![.., ..h]),
-            p.w_hh.view(),
-            F::one(),
-            a.view_mut(),
-        )?;
+        self.packed.input_product(p, x, F::zero(), a.view_mut())?;
+        self.packed.with(p, Weight::Recurrent, |w_hh| {
+            Ok(gemm_packed(
+                F::one(),
+                prev.slice(s![.., ..h]),
+                w_hh,
+                F::one(),
+                a.view_mut(),
+            )?)
+        })?;
         for b in [&p.b_ih, &p.b_hh].into_iter().flatten() {
             *a += b;
         }
@@ -293,7 +295,9 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
             d_next,
             mut d_prev,
             mut d_x,
+            tape,
         } = deltas;
+        let tape = tape_rows("Lstm::backward tape", tape, batch, self.tape_width())?;
         let rows = d_next.nrows();
         let (gate, cell) = (&self.gate, &self.cell);
         cache.scratch.with(rows, 4 * h, |mut da| {
@@ -349,22 +353,44 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
                         *d = dc * cp * slope(gate, Some(xf), f);
                     });
             }
-            let transposed = &self.transposed;
-            transposed.with(p, Weight::Recurrent, |w_hh_t| {
+            let packed = &self.packed;
+            packed.with(p, Weight::RecurrentT, |w_hh_t| {
                 let d_prev_h = d_prev.slice_mut(s![.., ..h]);
-                Ok(gemm(F::one(), da.view(), w_hh_t, F::zero(), d_prev_h)?)
+                Ok(gemm_packed(
+                    F::one(),
+                    da.view(),
+                    w_hh_t,
+                    F::zero(),
+                    d_prev_h,
+                )?)
             })?;
-            if let Some(d_x) = d_x.as_mut() {
-                transposed.with(p, Weight::Input, |w_ih_t| {
-                    Ok(gemm(F::one(), da.view(), w_ih_t, F::one(), d_x.view_mut())?)
-                })?;
-            }
+            packed.input_delta(p, da.view(), d_x.as_mut())?;
             sum_blocks(da.view_mut(), batch);
             let da = da.slice(s![..batch, ..]);
-            add_outer(step.prev.slice(s![.., ..h]), da, grads.w_hh.view_mut())?;
-            add_row_sums(grads.b_hh.as_mut(), da);
-            grads.add_input_grads(step.x, da)
+            match tape {
+                Some(mut tape) => {
+                    tape.assign(&da);
+                    Ok(())
+                }
+                None => grads.add_grads(step.x, da, step.prev.slice(s![.., ..h]), da),
+            }
         })
+    }
+
+    /// `δa` of the step (its blocks summed): both weight gradients are products with it.
+    fn tape_width(&self) -> usize {
+        4 * self.hidden_size()
+    }
+
+    /// `w_ih += Xᵀ·ΔA`, `w_hh += Hᵀ·ΔA` and the bias sums, over all the sweep's steps.
+    fn backward_sequence(
+        &self,
+        sweep: SweepRecord<'_, F>,
+        grads: &mut LstmParams<F>,
+    ) -> Result<()> {
+        let h = self.hidden_size();
+        let prev_h = sweep.prev.slice(s![.., ..h]);
+        grads.add_grads(sweep.x, sweep.tape, prev_h, sweep.tape)
     }
 }
 

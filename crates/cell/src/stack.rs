@@ -18,7 +18,7 @@ use recur_core::params::{concat_count, concat_slot, concat_slot_mut, concat_writ
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 
 use crate::step::{check_deltas, check_forward};
-use crate::{Cell, StepDeltas, StepRecord};
+use crate::{Cell, StepDeltas, StepRecord, SweepRecord};
 
 /// Where one layer sits in the state matrix of a stack, and where its input comes from.
 #[derive(Debug, Clone)]
@@ -77,7 +77,8 @@ impl LayerPlace {
 
     /// Runs `layer`'s backward step on its columns of the deltas; its input gradient goes
     /// into the `d_next` columns of the layer below (through the dropout mask, if its input
-    /// was `dropped`) or into the stack's `d_x`.
+    /// was `dropped`) or into the stack's `d_x`. `tape` is the layer's columns of the
+    /// step's tape, if any.
     fn backward<F: Float, C: Cell<F>>(
         &self,
         layer: &C,
@@ -85,6 +86,7 @@ impl LayerPlace {
         deltas: &mut StepDeltas<'_, F>,
         grads: &mut C::Params,
         dropped: Option<&Dropped<F>>,
+        tape: Option<ArrayViewMut2<'_, F>>,
     ) -> Result<()> {
         let cols = self.state.clone();
         let x = match (&self.input, dropped) {
@@ -109,6 +111,7 @@ impl LayerPlace {
                 d_next: own,
                 d_prev,
                 d_x,
+                tape: tape.map(ArrayViewMut2::reborrow),
             };
             return layer.backward_stacked(record, layer_deltas, grads);
         };
@@ -118,6 +121,7 @@ impl LayerPlace {
                 d_next: own,
                 d_prev,
                 d_x: Some(d_below),
+                tape: tape.map(ArrayViewMut2::reborrow),
             };
             return layer.backward_stacked(record, layer_deltas, grads);
         };
@@ -135,6 +139,7 @@ impl LayerPlace {
             d_next: own.view_mut(),
             d_prev: d_prev.view_mut(),
             d_x: Some(scratch.view_mut()),
+            tape: tape.map(ArrayViewMut2::reborrow),
         };
         layer.backward_stacked(record, layer_deltas, grads)?;
         let batch = dropped.mask.nrows();
@@ -149,6 +154,64 @@ impl LayerPlace {
         }
         Ok(())
     }
+}
+
+impl LayerPlace {
+    /// Runs `layer`'s [`Cell::backward_sequence`] on its columns of a composite's sweep:
+    /// its states, its input (the output of the layer below, or the composite's input) and
+    /// its `tape` columns.
+    fn backward_sequence<F: Float, C: Cell<F>>(
+        &self,
+        layer: &C,
+        sweep: SweepRecord<'_, F>,
+        tape: Range<usize>,
+        grads: &mut C::Params,
+    ) -> Result<()> {
+        if tape.is_empty() {
+            return Ok(());
+        }
+        let x = match &self.input {
+            None => sweep.x,
+            Some(below) => Input::Dense(sweep.next.slice_move(s![.., below.clone()])),
+        };
+        let record = SweepRecord {
+            x,
+            prev: sweep.prev.slice_move(s![.., self.state.clone()]),
+            next: sweep.next.slice_move(s![.., self.state.clone()]),
+            tape: sweep.tape.slice_move(s![.., tape]),
+        };
+        layer.backward_sequence(record, grads)
+    }
+}
+
+/// The columns of a composite's tape that belong to a layer of tape width `width`, given
+/// the end of the columns not yet handed out; moves that end down.
+fn take_tape_columns(end: &mut usize, width: usize) -> Range<usize> {
+    *end -= width;
+    *end..*end + width
+}
+
+/// A layer's part of a step's tape (none when the layer keeps no tape).
+fn layer_tape<'t, F>(
+    tape: &'t mut Option<ArrayViewMut2<'_, F>>,
+    columns: Range<usize>,
+) -> Option<ArrayViewMut2<'t, F>> {
+    if columns.is_empty() {
+        return None;
+    }
+    tape.as_mut().map(|t| t.slice_mut(s![.., columns]))
+}
+
+/// Checks that a composite's sweep record has the composite's tape width.
+fn check_tape<F>(op: &'static str, sweep: &SweepRecord<'_, F>, width: usize) -> Result<()> {
+    if sweep.tape.ncols() != width {
+        return Err(Error::shape(
+            op,
+            &[sweep.tape.nrows(), width],
+            sweep.tape.shape(),
+        ));
+    }
+    Ok(())
 }
 
 /// Dropout between the layers of a [`Stack`]: each unit of a layer's output is dropped from
@@ -537,6 +600,8 @@ impl<F: Float, C: Cell<F>> Cell<F> for Stack<C> {
     ) -> Result<()> {
         check_deltas("Stack::backward", self, step, &deltas)?;
         let dropout = self.dropout.is_some() && step.cache.training;
+        let mut tape = deltas.tape.take().filter(|_| self.tape_width() > 0);
+        let mut tape_end = self.tape_width();
         let layers = self.layers.iter().zip(&self.places).zip(&step.cache.layers);
         for (i, (((layer, place), cache), grads)) in layers.zip(&mut grads.layers).enumerate().rev()
         {
@@ -544,7 +609,37 @@ impl<F: Float, C: Cell<F>> Cell<F> for Stack<C> {
                 (true, 1..) => step.cache.dropped.get(i - 1),
                 _ => None,
             };
-            place.backward(layer, with_cache(step, cache), &mut deltas, grads, dropped)?;
+            let columns = take_tape_columns(&mut tape_end, layer.tape_width());
+            let tape = layer_tape(&mut tape, columns);
+            place.backward(
+                layer,
+                with_cache(step, cache),
+                &mut deltas,
+                grads,
+                dropped,
+                tape,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The layers' tapes side by side, bottom first; none with dropout, whose layers above
+    /// the first read a dropped input that the sweep's record does not hold.
+    fn tape_width(&self) -> usize {
+        match self.dropout {
+            Some(_) => 0,
+            None => self.layers.iter().map(Cell::tape_width).sum(),
+        }
+    }
+
+    fn backward_sequence(&self, sweep: SweepRecord<'_, F>, grads: &mut Self::Params) -> Result<()> {
+        let width = self.tape_width();
+        check_tape("Stack::backward_sequence tape", &sweep, width)?;
+        let mut tape_end = width;
+        let layers = self.layers.iter().zip(&self.places).zip(&mut grads.layers);
+        for ((layer, place), grads) in layers.rev() {
+            let columns = take_tape_columns(&mut tape_end, layer.tape_width());
+            place.backward_sequence(layer, sweep, columns, grads)?;
         }
         Ok(())
     }
@@ -731,9 +826,45 @@ impl<F: Float, A: Cell<F>, B: Cell<F>> Cell<F> for Pair<A, B> {
     ) -> Result<()> {
         check_deltas("Pair::backward", self, step, &deltas)?;
         let [lower, upper] = &self.places;
-        let upper_step = with_cache(step, &step.cache.1);
-        upper.backward(&self.upper, upper_step, &mut deltas, &mut grads.upper, None)?;
-        let lower_step = with_cache(step, &step.cache.0);
-        lower.backward(&self.lower, lower_step, &mut deltas, &mut grads.lower, None)
+        let mut tape = deltas.tape.take();
+        let split = self.lower.tape_width();
+        let (upper_step, lower_step) = (
+            with_cache(step, &step.cache.1),
+            with_cache(step, &step.cache.0),
+        );
+        let upper_tape = layer_tape(&mut tape, split..self.tape_width());
+        let (upper_grads, lower_grads) = (&mut grads.upper, &mut grads.lower);
+        upper.backward(
+            &self.upper,
+            upper_step,
+            &mut deltas,
+            upper_grads,
+            None,
+            upper_tape,
+        )?;
+        let lower_tape = layer_tape(&mut tape, 0..split);
+        lower.backward(
+            &self.lower,
+            lower_step,
+            &mut deltas,
+            lower_grads,
+            None,
+            lower_tape,
+        )
+    }
+
+    /// The lower layer's tape, then the upper one's.
+    fn tape_width(&self) -> usize {
+        self.lower.tape_width() + self.upper.tape_width()
+    }
+
+    fn backward_sequence(&self, sweep: SweepRecord<'_, F>, grads: &mut Self::Params) -> Result<()> {
+        let width = self.tape_width();
+        check_tape("Pair::backward_sequence tape", &sweep, width)?;
+        let [lower, upper] = &self.places;
+        let lower_columns = 0..self.lower.tape_width();
+        lower.backward_sequence(&self.lower, sweep, lower_columns.clone(), &mut grads.lower)?;
+        let upper_columns = lower_columns.end..width;
+        upper.backward_sequence(&self.upper, sweep, upper_columns, &mut grads.upper)
     }
 }

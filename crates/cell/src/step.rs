@@ -248,6 +248,7 @@ mod tests {
             d_next: d_next.view_mut(),
             d_prev: d_prev.view_mut(),
             d_x: Some(d_x.view_mut()),
+            tape: None,
         };
         assert!(matches!(
             check_deltas("t", &cell, step, &deltas),

@@ -60,6 +60,7 @@ fn input_gradient_error<C: Cell<f64>>(cell: &C, seed: u64) -> f64 {
         d_next: d_next.view_mut(),
         d_prev: d_prev.view_mut(),
         d_x: Some(d_x.view_mut()),
+        tape: None,
     };
     let mut grads = cell.zero_grads();
     cell.backward(step, deltas, &mut grads).unwrap();
@@ -214,6 +215,7 @@ fn check_stacked_equals_blocks<C: Cell<f64>>(cell: &C, seed: u64) {
         d_next: scratch.view_mut(),
         d_prev: stacked_prev.view_mut(),
         d_x: Some(stacked_x.view_mut()),
+        tape: None,
     };
     let mut stacked_grads = cell.zero_grads();
     cell.backward_stacked(step, deltas, &mut stacked_grads)
@@ -228,6 +230,7 @@ fn check_stacked_equals_blocks<C: Cell<f64>>(cell: &C, seed: u64) {
             d_next: d_next.view_mut(),
             d_prev: one_prev.view_mut(),
             d_x: Some(one_x.view_mut()),
+            tape: None,
         };
         cell.backward(step, deltas, &mut block_grads).unwrap();
         let diff = (&one_x - &stacked_x.slice(rows)).mapv(f64::abs);

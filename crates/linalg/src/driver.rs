@@ -84,7 +84,7 @@ pub(crate) fn single<T: Scalar>(
         }
     }
     let dot_from = if dot_from == 0 { n } else { dot_from };
-    single_panels(isa, alpha, a, b, beta, c, dot_from);
+    single_panels(isa, alpha, a, BSource::View(b, dot_from), beta, c);
 }
 
 /// Lanes of one vector of `T` in the panel kernels (their tile is two vectors wide).
@@ -92,21 +92,41 @@ fn vector_lanes<T: Scalar>(isa: Isa) -> usize {
     (T::micro_tile(isa).1 / 2).max(1)
 }
 
-/// The panel loop on the calling thread (dot products from column `dot_from` on, where the
-/// layouts allow), through a dense copy of `c` if its rows are strided.
-fn single_panels<T: Scalar>(
+/// A `b` packed once into panels of `NR` columns, each `depth` rows deep (see
+/// [`crate::PackedB`]), of which a product uses rows `k0..` and columns `col0..` (`col0` a
+/// multiple of `NR`).
+#[derive(Clone, Copy)]
+pub(crate) struct Prepacked<'a, T> {
+    /// The panels, `panels·depth` rows of `nr` values.
+    pub(crate) panels: &'a [T],
+    pub(crate) nr: usize,
+    pub(crate) depth: usize,
+    pub(crate) k0: usize,
+    pub(crate) col0: usize,
+}
+
+/// The `b` of the panel loop: a view (with dot products from a column on, where the layout
+/// allows), or panels packed beforehand.
+#[derive(Clone, Copy)]
+pub(crate) enum BSource<'a, T> {
+    View(ArrayView2<'a, T>, usize),
+    Prepacked(Prepacked<'a, T>),
+}
+
+/// The panel loop ([`packed`]) on the calling thread and its buffers, through a dense copy
+/// of `c` if its rows are strided.
+pub(crate) fn single_panels<T: Scalar>(
     isa: Isa,
     alpha: T,
     a: ArrayView2<'_, T>,
-    b: ArrayView2<'_, T>,
+    b: BSource<'_, T>,
     beta: T,
     mut c: ArrayViewMut2<'_, T>,
-    dot_from: usize,
 ) {
     T::with_workspace(|ws| {
         if let Some(mut c_rows) = RowsMut::from_view(&mut c) {
             let bufs = (&mut ws.a, &mut ws.b);
-            packed(isa, alpha, a, (b, dot_from), beta, &mut c_rows, bufs);
+            packed(isa, alpha, a, b, beta, &mut c_rows, bufs);
             return;
         }
         // c has no unit stride along its rows: compute alpha·a·b densely, then merge.
@@ -116,7 +136,7 @@ fn single_panels<T: Scalar>(
             isa,
             alpha,
             a,
-            (b, dot_from),
+            b,
             T::zero(),
             &mut RowsMut::from_slice(dense, m, n),
             (&mut ws.a, &mut ws.b),
@@ -232,6 +252,18 @@ fn dot_block<T: Scalar>(
     }
 }
 
+/// Where in its source the kernel finds the panels of a block of `b`.
+#[derive(Clone, Copy)]
+enum BPlace {
+    /// In place: column `jr` of the block's rows.
+    InPlace,
+    /// Packed for this block: panel `q` at row `q·kc`.
+    Block,
+    /// Packed beforehand for the whole matrix: panel `q` of the block at row
+    /// `first + q·depth`, from `Whole(first, depth)`.
+    Whole(usize, usize),
+}
+
 /// Where the kernel reads a block of `b`: in place if `in_place` allows and its rows are
 /// contiguous (`false`), or packed into `buf` in panels of `nr` columns (`true`), by
 /// transposes in registers when `b` is column-major.
@@ -269,20 +301,27 @@ fn packed<T: Scalar>(
     isa: Isa,
     alpha: T,
     a: ArrayView2<'_, T>,
-    (b, dot_from): (ArrayView2<'_, T>, usize),
+    b: BSource<'_, T>,
     beta: T,
     c: &mut RowsMut<'_, T>,
     (a_buf, b_buf): (&mut Vec<T>, &mut Vec<T>),
 ) {
     let (m, k) = a.dim();
     let a_rows = RowsRef::from_view(a);
-    let tail_rows = b.slice(s![.., dot_from.min(b.ncols())..]).reversed_axes();
-    let dot_tail = RowsRef::from_view(tail_rows)
-        .filter(|bt| bt.rows() > 0 && a_rows.is_some() && T::dot_tile(isa).is_some());
-    let n = if dot_tail.is_some() {
-        dot_from
-    } else {
-        b.ncols()
+    let dot_tail = match b {
+        BSource::View(b, dot_from) => {
+            let tail_rows = b
+                .slice_move(s![.., dot_from.min(b.ncols())..])
+                .reversed_axes();
+            RowsRef::from_view(tail_rows)
+                .filter(|bt| bt.rows() > 0 && a_rows.is_some() && T::dot_tile(isa).is_some())
+        }
+        BSource::Prepacked(_) => None,
+    };
+    let n = match b {
+        BSource::View(_, dot_from) if dot_tail.is_some() => dot_from,
+        BSource::View(b, _) => b.ncols(),
+        BSource::Prepacked(_) => c.cols(),
     };
     let (mr_max, nr_max) = T::micro_tile(isa);
     let kc_max = KC_BYTES / std::mem::size_of::<T>();
@@ -313,8 +352,27 @@ fn packed<T: Scalar>(
             let a_panels = &*a_panels;
             for jc in (0..n).step_by(nc_max) {
                 let nc = nc_max.min(n - jc);
-                let block = b.slice(s![pc..pc + kc, jc..jc + nc]);
-                let (b_src, is_packed) = b_block(isa, block, direct_b, nr_max, b_buf);
+                let (b_src, b_place) = match b {
+                    BSource::View(b, _) => {
+                        let block = b.slice_move(s![pc..pc + kc, jc..jc + nc]).reborrow();
+                        let (src, is_packed) = b_block(isa, block, direct_b, nr_max, b_buf);
+                        (
+                            src,
+                            if is_packed {
+                                BPlace::Block
+                            } else {
+                                BPlace::InPlace
+                            },
+                        )
+                    }
+                    // Panel `q` of this block is panel `(col0 + jc)/NR + q` of the whole.
+                    BSource::Prepacked(p) => {
+                        let rows = p.panels.len() / p.nr;
+                        let panels = RowsRef::from_slice(p.panels, rows, p.nr, p.nr);
+                        let first = (p.col0 + jc) / nr_max;
+                        (panels, BPlace::Whole(first * p.depth + p.k0 + pc, p.depth))
+                    }
+                };
                 for ir in (0..mc).step_by(mr_max) {
                     let mr = mr_max.min(mc - ir);
                     let a_tile = match &a_rows {
@@ -323,7 +381,11 @@ fn packed<T: Scalar>(
                     };
                     for (q, jr) in (0..nc).step_by(nr_max).enumerate() {
                         let nr = nr_max.min(nc - jr);
-                        let b_at = if is_packed { (q * kc, 0) } else { (0, jr) };
+                        let b_at = match b_place {
+                            BPlace::InPlace => (0, jr),
+                            BPlace::Block => (q * kc, 0),
+                            BPlace::Whole(row, depth) => (row + q * depth, 0),
+                        };
                         let c_at = (ic + ir, jc + jr);
                         micro(
                             isa,

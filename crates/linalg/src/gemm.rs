@@ -152,7 +152,7 @@ pub fn gemm_with_isa<T: Scalar>(
 }
 
 /// `c ← beta·c`, writing zeros without reading `c` when `beta == 0`.
-fn scale<T: Scalar>(beta: T, mut c: ArrayViewMut2<'_, T>) {
+pub(crate) fn scale<T: Scalar>(beta: T, mut c: ArrayViewMut2<'_, T>) {
     if beta.is_zero() {
         c.fill(T::zero());
     } else if !beta.is_one() {
@@ -169,7 +169,7 @@ fn split<T: Scalar>(
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,
     beta: T,
-    mut c: ArrayViewMut2<'_, T>,
+    c: ArrayViewMut2<'_, T>,
 ) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     let flops = 2_usize
@@ -186,9 +186,49 @@ fn split<T: Scalar>(
         }
         (Plan::Panels, _) => (Axis(1), n, PACKED_MIN_PART, PACKED_ALIGN),
     };
+    split_along(axis, (len, min_len, align), flops, c, |from, c_part| {
+        if axis == Axis(0) {
+            let rows = from..from + c_part.nrows();
+            single(isa, plan, alpha, a.slice(s![rows, ..]), b, beta, c_part);
+        } else {
+            let cols = from..from + c_part.ncols();
+            single(isa, plan, alpha, a, b.slice(s![.., cols]), beta, c_part);
+        }
+    });
+}
+
+/// Runs the panel loop of an `m × k · k × n` product over parts of `c`'s columns, on as many
+/// threads as the product is worth, as [`gemm`] does: `part(col0, c_part)` computes columns
+/// `col0..` of `c`; every `col0` is a multiple of `nr`.
+pub(crate) fn split_columns<T: Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    nr: usize,
+    c: ArrayViewMut2<'_, T>,
+    part: impl Fn(usize, ArrayViewMut2<'_, T>) + Sync,
+) {
+    let flops = 2_usize
+        .saturating_mul(m)
+        .saturating_mul(n)
+        .saturating_mul(k);
+    let align = PACKED_ALIGN.next_multiple_of(nr);
+    split_along(Axis(1), (n, PACKED_MIN_PART, align), flops, c, part);
+}
+
+/// Splits `c` along `axis` (`len` long) into parts of at least `min_len`, in multiples of
+/// `align`, and runs `part(first index, c_part)` on each over the pool; one part on the
+/// calling thread when the product (`flops`) is too small to share.
+fn split_along<T: Scalar>(
+    axis: Axis,
+    (len, min_len, align): (usize, usize, usize),
+    flops: usize,
+    mut c: ArrayViewMut2<'_, T>,
+    part: impl Fn(usize, ArrayViewMut2<'_, T>) + Sync,
+) {
     let runners = threads().min(len / min_len);
     if runners <= 1 || flops < PARALLEL_MIN_FLOPS {
-        single(isa, plan, alpha, a, b, beta, c);
+        part(0, c.view_mut());
         return;
     }
     // With room, twice as many chunks as runners, taken from a shared queue, balance a loaded
@@ -203,12 +243,7 @@ fn split<T: Scalar>(
     let job = |_runner: usize| loop {
         let next = chunks.lock().unwrap_or_else(PoisonError::into_inner).next();
         let Some((index, c_chunk)) = next else { break };
-        let range = index * width..index * width + c_chunk.len_of(axis);
-        if axis == Axis(0) {
-            single(isa, plan, alpha, a.slice(s![range, ..]), b, beta, c_chunk);
-        } else {
-            single(isa, plan, alpha, a, b.slice(s![.., range]), beta, c_chunk);
-        }
+        part(index * width, c_chunk);
     };
     crate::threads::run(runners, &job);
 }

@@ -295,6 +295,7 @@ fn run<F: Float, M: Cell<F>>(model: &M, d_last: Array2<F>) -> (Array3<F>, Array2
             d_next: d.view_mut(),
             d_prev: d_prev.view_mut(),
             d_x: None,
+            tape: None,
         };
         model.backward(step, deltas, &mut grads).unwrap();
         d = d_prev;

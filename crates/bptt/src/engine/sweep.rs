@@ -1,15 +1,16 @@
 //! The backward sweep over the recurrence: one pass from the last step to the first,
 //! carrying the state gradient of every live backward pass of the truncation scheme.
 
-use std::ops::AddAssign;
+use std::ops::{AddAssign, Range};
 
 use ndarray::s;
-use recur_cell::{Cell, Readout, StepDeltas, StepRecord};
+use recur_cell::{Cell, Readout, StepDeltas, StepRecord, SweepRecord};
 use recur_core::{Float, Result};
 
-use super::workspace::{ensure, rows, rows_mut};
+use super::workspace::{ensure, flat_input, rows, rows_mut};
 use super::Bptt;
 use crate::sequence::SeqInput;
+use crate::truncation::Pass;
 
 impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
     /// The backward sweep (see [`Bptt`]'s docs). `d_hidden` row `(t − inject_from)·batch + b`
@@ -33,6 +34,15 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
         let max_blocks = self.truncation.max_live(seq_len);
         ensure(&mut ws.stack, max_blocks * b, width);
         ensure(&mut ws.stack_prev, max_blocks * b, width);
+        // The steps some pass reaches, and with a tape their inputs as one block.
+        let Some(swept) = swept_steps(&ws.passes) else {
+            return Ok(());
+        };
+        let tape_width = cell.tape_width();
+        let flat_x = flat_input(inputs, swept.start, swept.end).filter(|_| tape_width > 0);
+        if flat_x.is_some() {
+            ensure(&mut ws.tape, seq_len * b, tape_width);
+        }
         ws.live.clear();
         let mut pending = ws.passes.len();
         let mut live = 0;
@@ -44,6 +54,10 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
                 live += 1;
             }
             if live == 0 {
+                if flat_x.is_some() && swept.contains(&t) {
+                    // A gap between passes: no gradient at this step.
+                    rows_mut(&mut ws.tape, t * b, (t + 1) * b).fill(F::zero());
+                }
                 continue;
             }
             if t >= inject_from {
@@ -71,6 +85,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
                 d_next: rows_mut(&mut ws.stack, 0, live * b),
                 d_prev: rows_mut(&mut ws.stack_prev, 0, live * b),
                 d_x: None,
+                tape: flat_x.map(|_| rows_mut(&mut ws.tape, t * b, (t + 1) * b)),
             };
             cell.backward_stacked(step, deltas, grads)?;
             let mut expired = 0;
@@ -89,6 +104,24 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
                 ));
             }
         }
+        if let Some(x) = flat_x {
+            let (from, to) = (swept.start * b, swept.end * b);
+            let record = SweepRecord {
+                x: x.reborrow(),
+                prev: rows(&ws.states, from, to),
+                next: rows(&ws.states, from + b, to + b),
+                tape: rows(&ws.tape, from, to),
+            };
+            cell.backward_sequence(record, grads)?;
+        }
         Ok(())
     }
+}
+
+/// The steps from the first step of any pass to the last step of any pass, or `None`
+/// without passes.
+fn swept_steps(passes: &[Pass]) -> Option<Range<usize>> {
+    let start = passes.iter().map(|p| p.start).min()?;
+    let end = passes.iter().map(|p| p.end).max()?;
+    Some(start..end + 1)
 }

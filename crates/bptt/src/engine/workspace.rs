@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use recur_cell::{Cell, Readout};
-use recur_core::Float;
+use recur_core::{Float, Input};
 
 use crate::sequence::SeqInput;
 use crate::truncation::Pass;
@@ -42,6 +42,8 @@ pub(crate) struct Workspace<F: Float, C: Cell<F>, R: Readout<F>> {
     /// The backward sweep's stack of live passes' state gradients, and its next value.
     pub(crate) stack: Array2<F>,
     pub(crate) stack_prev: Array2<F>,
+    /// The cell's tape for the sweep, `[seq_len·batch, tape_width]` (see `Cell::tape_width`).
+    pub(crate) tape: Array2<F>,
     /// The truncation's backward passes for the current sequence, and the live ones' starts.
     pub(crate) passes: Vec<Pass>,
     pub(crate) live: VecDeque<usize>,
@@ -66,6 +68,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Default for Workspace<F, C, R> {
             d_hidden: empty(),
             stack: empty(),
             stack_prev: empty(),
+            tape: empty(),
             passes: Vec::new(),
             live: VecDeque::new(),
         }
@@ -83,6 +86,7 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Workspace<F, C, R> {
             &self.d_hidden,
             &self.stack,
             &self.stack_prev,
+            &self.tape,
         ];
         let values: usize = arrays.iter().map(|a| a.len()).sum::<usize>() + self.row_loss.len();
         values * std::mem::size_of::<F>()
@@ -149,6 +153,23 @@ pub(crate) fn rows_pair<F: Float>(
     let (head, tail) = a.view_mut().split_at(Axis(0), to);
     let read = head.split_at(Axis(0), from).1.split_at(Axis(0), len).0;
     (read, tail.split_at(Axis(0), len).0)
+}
+
+/// The inputs of steps `from..to` as one block, step-major (row `(t − from)·batch + b`), or
+/// `None` when their layout does not allow a flat view.
+pub(crate) fn flat_input<F: Float>(
+    inputs: SeqInput<'_, F>,
+    from: usize,
+    to: usize,
+) -> Option<Input<'_, F>> {
+    match window_input(inputs, from, to) {
+        SeqInput::Tokens(ids) => ids.to_slice().map(Input::Tokens),
+        SeqInput::Dense(x) => {
+            let (steps, batch, features) = x.dim();
+            let flat = x.into_shape_with_order((steps * batch, features)).ok()?;
+            Some(Input::Dense(flat))
+        }
+    }
 }
 
 /// Steps `from..to` of `inputs`, as a view.
