@@ -59,12 +59,13 @@ fn split_loss_and_products_match_one_thread_bitwise() {
 
 /// Gradients and loss of a two-layer stack of `cell(input, hidden)` layers on seeded tokens
 /// under per-output truncation, on `threads` threads. The backward step's products (up to
-/// 64 stacked rows against 128 × 512 weights) are large enough to be split.
+/// 192 stacked rows against 128 × 512 weights) are large enough to be split, and so are the
+/// forward and backward element-wise passes (48 rows of 3 or 4 gate blocks).
 fn gated_run<C: Cell<f32>>(
     cell: impl Fn(usize, usize, &mut StdRng) -> C,
     threads: usize,
 ) -> (u64, Vec<f32>) {
-    let (vocab, hidden, len, batch) = (30, 128, 12, 16);
+    let (vocab, hidden, len, batch) = (30, 128, 12, 48);
     let mut rng = StdRng::seed_from_u64(5);
     let stack = Stack::new(vec![
         cell(vocab, hidden, &mut rng),

@@ -7,10 +7,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
 use recur_core::activation::{apply_in_place, Activation};
-use recur_core::linalg::{gemm, gemm_packed, PackedB};
+use recur_core::linalg::{for_each_parallel, gemm, gemm_packed, PackedB};
 use recur_core::params::{fill_zero, zero_rows, RowSet};
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
@@ -200,13 +200,19 @@ pub(crate) fn tape_rows<'a, F>(
     }
 }
 
-/// `b += Σ_rows d` when the bias exists.
+/// `b += Σ_rows d` when the bias exists; by blocks of columns over the worker pool when `d`
+/// is large (a sweep's tape), each column summed in row order whatever the blocks.
 pub(crate) fn add_row_sums<F: Float>(b: Option<&mut Array1<F>>, d: ArrayView2<'_, F>) {
-    if let Some(b) = b {
+    let Some(b) = b else { return };
+    let width = row_block(b.len(), d.nrows()).next_multiple_of(16);
+    let blocks = b
+        .axis_chunks_iter_mut(Axis(0), width)
+        .zip(d.axis_chunks_iter(Axis(1), width));
+    for_each_parallel(blocks, |(mut b, d)| {
         for row in d.rows() {
-            *b += &row;
+            b += &row;
         }
-    }
+    });
 }
 
 impl<F: Float> ParamSet<F> for GatedParams<F> {
@@ -450,6 +456,24 @@ impl<F: Float> Packed<F> {
 /// The error for a lock that a panicking backward pass left behind.
 fn poisoned() -> Error {
     Error::config("cell", "a previous backward pass panicked")
+}
+
+/// Values of a step's element-wise pass below which it stays on the calling thread: handing
+/// blocks to the pool costs a few microseconds, about what a pass over 16k values takes.
+const PARALLEL_MIN_VALUES: usize = 16 * 1024;
+
+/// The height of the row blocks an element-wise pass over `rows × width` values is split
+/// into for [`for_each_parallel`](recur_core::linalg::for_each_parallel): two blocks per
+/// thread when the pass is large enough to share, else all rows in one block (on the
+/// calling thread). Each row is computed the same way whatever the blocks, so results do
+/// not depend on the thread count.
+pub(crate) fn row_block(rows: usize, width: usize) -> usize {
+    let threads = recur_core::linalg::threads();
+    if threads <= 1 || rows * width < PARALLEL_MIN_VALUES {
+        rows.max(1)
+    } else {
+        rows.div_ceil(2 * threads).max(1)
+    }
 }
 
 /// Applies `act` in place to columns `from..to` of every row.

@@ -3,13 +3,13 @@
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
 use recur_core::activation::{Activation, Sigmoid, Tanh};
-use recur_core::linalg::gemm_packed;
+use recur_core::linalg::{for_each_parallel, gemm_packed};
 use recur_core::{Error, Float, Input, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::gated::{
-    activate_columns, gate_block, slope, sum_blocks, tape_rows, GatedParams, LstmParams, Packed,
-    Scratch, Weight,
+    activate_columns, gate_block, row_block, slope, sum_blocks, tape_rows, GatedParams, LstmParams,
+    Packed, Scratch, Weight,
 };
 use crate::step::{check_deltas, check_forward, check_one_block};
 use crate::{Cell, Init, StepDeltas, StepRecord, SweepRecord};
@@ -164,6 +164,107 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
     fn needs_pre(&self) -> bool {
         self.gate.needs_input() || self.cell.needs_input()
     }
+
+    /// The element-wise part of a forward step on a block of rows: biases and activations
+    /// of the gates `a` (`x·W_ih + h·W_hh` on entry), then `c`, `C(c)` and `h`.
+    fn gates_forward(
+        &self,
+        mut a: ArrayViewMut2<'_, F>,
+        pre: Option<ArrayViewMut2<'_, F>>,
+        mut c_act: ArrayViewMut2<'_, F>,
+        mut h_next: ArrayViewMut2<'_, F>,
+        mut c_next: ArrayViewMut2<'_, F>,
+        c_prev: ArrayView2<'_, F>,
+    ) {
+        let (p, h) = (&self.params, self.hidden_size());
+        for b in [&p.b_ih, &p.b_hh].into_iter().flatten() {
+            a += b;
+        }
+        if let Some(mut pre) = pre {
+            pre.assign(&a);
+        }
+        activate_columns(&self.gate, a.view_mut(), 0, 2 * h);
+        activate_columns(&self.cell, a.view_mut(), 2 * h, 3 * h);
+        activate_columns(&self.gate, a.view_mut(), 3 * h, 4 * h);
+        Zip::from(&mut c_next)
+            .and(&c_prev)
+            .and(a.slice(s![.., ..h]))
+            .and(a.slice(s![.., h..2 * h]))
+            .and(a.slice(s![.., 2 * h..3 * h]))
+            .for_each(|c, &c_prev, &i, &f, &g| *c = f * c_prev + i * g);
+        c_act.assign(&c_next);
+        activate_columns(&self.cell, c_act.view_mut(), 0, h);
+        Zip::from(&mut h_next)
+            .and(a.slice(s![.., 3 * h..]))
+            .and(&c_act)
+            .for_each(|h, &o, &cc| *h = o * cc);
+    }
+
+    /// The gate gradients `δa` of a block of rows of a backward step, its rows `first..` of
+    /// all blocks, and `∂L/∂c_{t−1}` into the `c` columns of `d_prev`.
+    fn gates_backward(
+        &self,
+        step: StepRecord<'_, F, LstmCache<F>>,
+        first: usize,
+        mut da: ArrayViewMut2<'_, F>,
+        d_next: ArrayView2<'_, F>,
+        mut d_prev: ArrayViewMut2<'_, F>,
+    ) {
+        let (gate, cell, h) = (&self.gate, &self.cell, self.hidden_size());
+        let (cache, batch) = (step.cache, step.prev.nrows());
+        for r in 0..da.nrows() {
+            let b = (first + r) % batch;
+            let a = cache.gates.row(b);
+            // Where a derivative may read its output instead of its input, x is the output.
+            let x = cache.pre.as_ref().map_or(a, |pre| pre.row(b));
+            let (dh, dc_next) = d_next.row(r).split_at(Axis(0), h);
+            let c = step.next.row(b).slice_move(s![h..]);
+            let c_prev = step.prev.row(b).slice_move(s![h..]);
+            let cc = cache.c_act.row(b);
+            let (da_if, da_go) = da.row_mut(r).split_at(Axis(0), 2 * h);
+            let (mut da_i, mut da_f) = da_if.split_at(Axis(0), h);
+            let (mut da_g, mut da_o) = da_go.split_at(Axis(0), h);
+            // One pass per gate, each over contiguous rows so that it vectorises; δc
+            // waits in δa_f until the last pass replaces it with the forget gate's own.
+            Zip::from(&mut da_f)
+                .and(&dc_next)
+                .and(&dh)
+                .and(gate_block(a, 3, h))
+                .and(&c)
+                .and(&cc)
+                .for_each(|dc, &dcn, &dh, &o, &c, &cc| {
+                    *dc = dcn + dh * o * slope(cell, Some(c), cc);
+                });
+            Zip::from(&mut da_o)
+                .and(&dh)
+                .and(&cc)
+                .and(gate_block(a, 3, h))
+                .and(gate_block(x, 3, h))
+                .for_each(|d, &dh, &cc, &o, &xo| *d = dh * cc * slope(gate, Some(xo), o));
+            Zip::from(&mut da_i)
+                .and(&da_f)
+                .and(gate_block(a, 2, h))
+                .and(gate_block(a, 0, h))
+                .and(gate_block(x, 0, h))
+                .for_each(|d, &dc, &g, &i, &xi| *d = dc * g * slope(gate, Some(xi), i));
+            Zip::from(&mut da_g)
+                .and(&da_f)
+                .and(gate_block(a, 0, h))
+                .and(gate_block(a, 2, h))
+                .and(gate_block(x, 2, h))
+                .for_each(|d, &dc, &i, &g, &xg| *d = dc * i * slope(cell, Some(xg), g));
+            Zip::from(&mut da_f)
+                .and(d_prev.row_mut(r).slice_move(s![h..]))
+                .and(gate_block(a, 1, h))
+                .and(&c_prev)
+                .and(gate_block(x, 1, h))
+                .for_each(|d, d_prev_c, &f, &cp, &xf| {
+                    let dc = *d;
+                    *d_prev_c = dc * f;
+                    *d = dc * cp * slope(gate, Some(xf), f);
+                });
+        }
+    }
 }
 
 impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
@@ -232,32 +333,30 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
                 a.view_mut(),
             )?)
         })?;
-        for b in [&p.b_ih, &p.b_hh].into_iter().flatten() {
-            *a += b;
+        if cache.pre.as_ref().is_some_and(|pre| pre.dim() != a.dim()) {
+            return Err(Error::shape("Lstm::forward cache", a.shape(), &[0, 0]));
         }
-        if let Some(pre) = &mut cache.pre {
-            if pre.dim() != a.dim() {
-                return Err(Error::shape("Lstm::forward cache", a.shape(), pre.shape()));
-            }
-            pre.assign(a);
-        }
-        activate_columns(&self.gate, a.view_mut(), 0, 2 * h);
-        activate_columns(&self.cell, a.view_mut(), 2 * h, 3 * h);
-        activate_columns(&self.gate, a.view_mut(), 3 * h, 4 * h);
+        // The element-wise rest, by blocks of rows over the worker pool.
+        let height = row_block(batch, 4 * h);
         let (mut h_next, mut c_next) = next.view_mut().split_at(Axis(1), h);
         let c_prev = prev.slice(s![.., h..]);
-        Zip::from(&mut c_next)
-            .and(&c_prev)
-            .and(a.slice(s![.., ..h]))
-            .and(a.slice(s![.., h..2 * h]))
-            .and(a.slice(s![.., 2 * h..3 * h]))
-            .for_each(|c, &c_prev, &i, &f, &g| *c = f * c_prev + i * g);
-        cache.c_act.assign(&c_next);
-        activate_columns(&self.cell, cache.c_act.view_mut(), 0, h);
-        Zip::from(&mut h_next)
-            .and(a.slice(s![.., 3 * h..]))
-            .and(&cache.c_act)
-            .for_each(|h, &o, &cc| *h = o * cc);
+        let mut pre = cache
+            .pre
+            .as_mut()
+            .map(|p| p.axis_chunks_iter_mut(Axis(0), height));
+        let blocks = a
+            .axis_chunks_iter_mut(Axis(0), height)
+            .zip(cache.c_act.axis_chunks_iter_mut(Axis(0), height))
+            .zip(h_next.axis_chunks_iter_mut(Axis(0), height))
+            .zip(c_next.axis_chunks_iter_mut(Axis(0), height))
+            .zip(c_prev.axis_chunks_iter(Axis(0), height))
+            .map(move |((((a, c_act), h), c), c_prev)| {
+                let pre = pre.as_mut().and_then(Iterator::next);
+                (a, pre, c_act, h, c, c_prev)
+            });
+        for_each_parallel(blocks, |(a, pre, c_act, h, c, c_prev)| {
+            self.gates_forward(a, pre, c_act, h, c, c_prev);
+        });
         Ok(())
     }
 
@@ -299,60 +398,17 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
         } = deltas;
         let tape = tape_rows("Lstm::backward tape", tape, batch, self.tape_width())?;
         let rows = d_next.nrows();
-        let (gate, cell) = (&self.gate, &self.cell);
         cache.scratch.with(rows, 4 * h, |mut da| {
-            for r in 0..rows {
-                let b = r % batch;
-                let a = cache.gates.row(b);
-                // Where a derivative may read its output instead of its input, x is the output.
-                let x = cache.pre.as_ref().map_or(a, |pre| pre.row(b));
-                let (dh, dc_next) = d_next.row(r).split_at(Axis(0), h);
-                let c = step.next.row(b).slice_move(s![h..]);
-                let c_prev = step.prev.row(b).slice_move(s![h..]);
-                let cc = cache.c_act.row(b);
-                let (da_if, da_go) = da.row_mut(r).split_at(Axis(0), 2 * h);
-                let (mut da_i, mut da_f) = da_if.split_at(Axis(0), h);
-                let (mut da_g, mut da_o) = da_go.split_at(Axis(0), h);
-                // One pass per gate, each over contiguous rows so that it vectorises; δc
-                // waits in δa_f until the last pass replaces it with the forget gate's own.
-                Zip::from(&mut da_f)
-                    .and(&dc_next)
-                    .and(&dh)
-                    .and(gate_block(a, 3, h))
-                    .and(&c)
-                    .and(&cc)
-                    .for_each(|dc, &dcn, &dh, &o, &c, &cc| {
-                        *dc = dcn + dh * o * slope(cell, Some(c), cc);
-                    });
-                Zip::from(&mut da_o)
-                    .and(&dh)
-                    .and(&cc)
-                    .and(gate_block(a, 3, h))
-                    .and(gate_block(x, 3, h))
-                    .for_each(|d, &dh, &cc, &o, &xo| *d = dh * cc * slope(gate, Some(xo), o));
-                Zip::from(&mut da_i)
-                    .and(&da_f)
-                    .and(gate_block(a, 2, h))
-                    .and(gate_block(a, 0, h))
-                    .and(gate_block(x, 0, h))
-                    .for_each(|d, &dc, &g, &i, &xi| *d = dc * g * slope(gate, Some(xi), i));
-                Zip::from(&mut da_g)
-                    .and(&da_f)
-                    .and(gate_block(a, 0, h))
-                    .and(gate_block(a, 2, h))
-                    .and(gate_block(x, 2, h))
-                    .for_each(|d, &dc, &i, &g, &xg| *d = dc * i * slope(cell, Some(xg), g));
-                Zip::from(&mut da_f)
-                    .and(d_prev.row_mut(r).slice_move(s![h..]))
-                    .and(gate_block(a, 1, h))
-                    .and(&c_prev)
-                    .and(gate_block(x, 1, h))
-                    .for_each(|d, d_prev_c, &f, &cp, &xf| {
-                        let dc = *d;
-                        *d_prev_c = dc * f;
-                        *d = dc * cp * slope(gate, Some(xf), f);
-                    });
-            }
+            // The gate gradients, by blocks of rows over the worker pool.
+            let height = row_block(rows, 4 * h);
+            let blocks = da
+                .axis_chunks_iter_mut(Axis(0), height)
+                .zip(d_next.axis_chunks_iter(Axis(0), height))
+                .zip(d_prev.axis_chunks_iter_mut(Axis(0), height))
+                .enumerate();
+            for_each_parallel(blocks, |(i, ((da, d_next), d_prev))| {
+                self.gates_backward(step, i * height, da, d_next, d_prev);
+            });
             let packed = &self.packed;
             packed.with(p, Weight::RecurrentT, |w_hh_t| {
                 let d_prev_h = d_prev.slice_mut(s![.., ..h]);
