@@ -7,10 +7,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use recur_core::activation::{apply_in_place, Activation};
-use recur_core::linalg::{for_each_parallel, gemm, gemm_packed, PackedB};
+use recur_core::linalg::{gemm, gemm_packed, PackedB};
 use recur_core::params::{fill_zero, zero_rows, RowSet};
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
@@ -145,10 +145,9 @@ impl<F: Float> GatedParams<F> {
         }
     }
 
-    /// Adds the weight and bias gradients of rows of pre-activation gradients, from one
-    /// step or from a whole sweep: `da_x = ∂L/∂(x·W_ih + b_ih)` for the input side and
-    /// `da_h = ∂L/∂(h·W_hh + b_hh)` for the recurrent side, whose rows pair with those of
-    /// `x` and `h`.
+    /// Adds the weight and bias gradients of rows of pre-activation gradients:
+    /// `da_x = ∂L/∂(x·W_ih + b_ih)` for the input side and `da_h = ∂L/∂(h·W_hh + b_hh)` for
+    /// the recurrent side, whose rows pair with those of `x` and `h`.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] on inconsistent shapes.
@@ -159,21 +158,52 @@ impl<F: Float> GatedParams<F> {
         h: ArrayView2<'_, F>,
         da_h: ArrayView2<'_, F>,
     ) -> Result<()> {
+        self.add_bias_grads(da_x, da_h)?;
+        self.add_weight_grads(x, da_x, h, da_h)
+    }
+
+    /// The bias part of [`GatedParams::add_grads`]: `b_ih += Σ da_x`, `b_hh += Σ da_h`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when a gradient is not as wide as the gate blocks.
+    pub(crate) fn add_bias_grads(
+        &mut self,
+        da_x: ArrayView2<'_, F>,
+        da_h: ArrayView2<'_, F>,
+    ) -> Result<()> {
+        self.check_width(da_x)?;
+        self.check_width(da_h)?;
+        add_row_sums(self.b_ih.as_mut(), da_x);
+        add_row_sums(self.b_hh.as_mut(), da_h);
+        Ok(())
+    }
+
+    /// The weight part of [`GatedParams::add_grads`]: `w_ih += xᵀ·da_x` (a scatter-add for
+    /// token ids), `w_hh += hᵀ·da_h`; over a whole sweep, one product each.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] on inconsistent shapes.
+    pub(crate) fn add_weight_grads(
+        &mut self,
+        x: Input<'_, F>,
+        da_x: ArrayView2<'_, F>,
+        h: ArrayView2<'_, F>,
+        da_h: ArrayView2<'_, F>,
+    ) -> Result<()> {
+        self.check_width(da_x)?;
+        input_weight_grad(x, da_x, self.w_ih.view_mut(), &mut self.touched)?;
+        add_outer(h, da_h, self.w_hh.view_mut())
+    }
+
+    fn check_width(&self, d: ArrayView2<'_, F>) -> Result<()> {
         let width = self.w_hh.ncols();
-        if da_x.ncols() != width || da_h.ncols() != width {
+        if d.ncols() != width {
             return Err(Error::shape(
-                "gated cell: pre-activation gradients",
-                &[da_x.nrows(), width],
-                if da_x.ncols() != width {
-                    da_x.shape()
-                } else {
-                    da_h.shape()
-                },
+                "gated cell: gate gradients",
+                &[d.nrows(), width],
+                d.shape(),
             ));
         }
-        self.add_input_grads(x, da_x)?;
-        add_outer(h, da_h, self.w_hh.view_mut())?;
-        add_row_sums(self.b_hh.as_mut(), da_h);
         Ok(())
     }
 
@@ -200,19 +230,13 @@ pub(crate) fn tape_rows<'a, F>(
     }
 }
 
-/// `b += Σ_rows d` when the bias exists; by blocks of columns over the worker pool when `d`
-/// is large (a sweep's tape), each column summed in row order whatever the blocks.
+/// `b += Σ_rows d` when the bias exists.
 pub(crate) fn add_row_sums<F: Float>(b: Option<&mut Array1<F>>, d: ArrayView2<'_, F>) {
-    let Some(b) = b else { return };
-    let width = row_block(b.len(), d.nrows()).next_multiple_of(16);
-    let blocks = b
-        .axis_chunks_iter_mut(Axis(0), width)
-        .zip(d.axis_chunks_iter(Axis(1), width));
-    for_each_parallel(blocks, |(mut b, d)| {
+    if let Some(b) = b {
         for row in d.rows() {
-            b += &row;
+            *b += &row;
         }
-    });
+    }
 }
 
 impl<F: Float> ParamSet<F> for GatedParams<F> {

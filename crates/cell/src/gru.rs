@@ -361,6 +361,81 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
             }
         }
     }
+
+    /// The backward step without its parameter gradients: the gate gradients of all
+    /// blocks into `buffer` (`[δa | δu]`, `6·hidden` columns), `∂L/∂h_{t−1}` into `d_prev`
+    /// and `∂L/∂x_t` added into `d_x` when given.
+    fn backward_rows(
+        &self,
+        step: StepRecord<'_, F, GruCache<F>>,
+        d_next: ArrayView2<'_, F>,
+        mut d_prev: ArrayViewMut2<'_, F>,
+        d_x: Option<&mut ArrayViewMut2<'_, F>>,
+        mut buffer: ArrayViewMut2<'_, F>,
+    ) -> Result<()> {
+        let (p, h, rows) = (&self.params, self.hidden_size(), d_next.nrows());
+        let (cache, batch) = (step.cache, step.prev.nrows());
+        let (gate, a) = (&self.gate, &cache.gates);
+        // Where a derivative may read its output instead of its input, x is the output.
+        let x = cache.pre.as_ref().unwrap_or(a);
+        // The gate gradients, by blocks of rows over the worker pool.
+        let height = row_block(rows, 3 * h);
+        let blocks = buffer
+            .axis_chunks_iter_mut(Axis(0), height)
+            .zip(d_next.axis_chunks_iter(Axis(0), height))
+            .zip(d_prev.axis_chunks_iter_mut(Axis(0), height))
+            .enumerate();
+        for_each_parallel(blocks, |(i, ((buffer, d_next), d_prev))| {
+            self.gates_backward(step, i * height, buffer, d_next, d_prev);
+        });
+        let (mut da, mut du) = buffer.view_mut().split_at(Axis(1), 3 * h);
+        match self.variant {
+            GruVariant::ResetAfter => {
+                self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
+                    Ok(gemm_packed(
+                        F::one(),
+                        du.view(),
+                        w_hh_t,
+                        F::one(),
+                        d_prev.view_mut(),
+                    )?)
+                })?;
+            }
+            GruVariant::ResetBefore => {
+                // δ(r ⊙ h) = δn·W_hnᵀ, kept in δu's first block.
+                self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
+                    let w_hn_t = w_hh_t.rows(2 * h..3 * h)?;
+                    let (dn, d_rh) = (da.slice(s![.., 2 * h..]), du.slice_mut(s![.., ..h]));
+                    Ok(gemm_packed(F::one(), dn, w_hn_t, F::zero(), d_rh)?)
+                })?;
+                for r in 0..rows {
+                    let b = r % batch;
+                    Zip::from(da.row_mut(r).slice_move(s![..h]))
+                        .and(d_prev.row_mut(r))
+                        .and(du.row(r).slice_move(s![..h]))
+                        .and(step.prev.row(b))
+                        .and(gate_block(a.row(b), 0, h))
+                        .and(gate_block(x.row(b), 0, h))
+                        .for_each(|da_r, d_prev, &d_rh, &hp, &g_r, &xr| {
+                            *da_r = d_rh * hp * slope(gate, Some(xr), g_r);
+                            *d_prev += d_rh * g_r;
+                        });
+                }
+                self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
+                    let w_rz_t = w_hh_t.rows(0..2 * h)?;
+                    let drz = da.slice(s![.., ..2 * h]);
+                    Ok(gemm_packed(
+                        F::one(),
+                        drz,
+                        w_rz_t,
+                        F::one(),
+                        d_prev.view_mut(),
+                    )?)
+                })?;
+            }
+        }
+        self.packed.input_delta(p, da.view(), d_x)
+    }
 }
 
 impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
@@ -469,7 +544,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
         let batch = check_deltas("Gru::backward", self, step, &deltas)?;
         let cache = step.cache;
         self.check_cache("Gru::backward cache", batch, cache)?;
-        let (p, h) = (&self.params, self.hidden_size());
+        let h = self.hidden_size();
         let StepDeltas {
             d_next,
             mut d_prev,
@@ -478,84 +553,21 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
         } = deltas;
         let tape = tape_rows("Gru::backward tape", tape, batch, self.tape_width())?;
         let rows = d_next.nrows();
-        let (gate, a) = (&self.gate, &cache.gates);
-        // Where a derivative may read its output instead of its input, x is the output.
-        let x = cache.pre.as_ref().unwrap_or(a);
-        // Scratch: δa = [δr δz δn] (input side) and δu (recurrent side), 3·hidden each.
-        cache.scratch.with(rows, 6 * h, |mut buffer| {
-            // The gate gradients, by blocks of rows over the worker pool.
-            let height = row_block(rows, 3 * h);
-            let blocks = buffer
-                .axis_chunks_iter_mut(Axis(0), height)
-                .zip(d_next.axis_chunks_iter(Axis(0), height))
-                .zip(d_prev.axis_chunks_iter_mut(Axis(0), height))
-                .enumerate();
-            for_each_parallel(blocks, |(i, ((buffer, d_next), d_prev))| {
-                self.gates_backward(step, i * height, buffer, d_next, d_prev);
-            });
-            let (mut da, mut du) = buffer.view_mut().split_at(Axis(1), 3 * h);
-            match self.variant {
-                GruVariant::ResetAfter => {
-                    self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
-                        Ok(gemm_packed(
-                            F::one(),
-                            du.view(),
-                            w_hh_t,
-                            F::one(),
-                            d_prev.view_mut(),
-                        )?)
-                    })?;
-                }
-                GruVariant::ResetBefore => {
-                    // δ(r ⊙ h) = δn·W_hnᵀ, kept in δu's first block.
-                    self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
-                        let w_hn_t = w_hh_t.rows(2 * h..3 * h)?;
-                        let (dn, d_rh) = (da.slice(s![.., 2 * h..]), du.slice_mut(s![.., ..h]));
-                        Ok(gemm_packed(F::one(), dn, w_hn_t, F::zero(), d_rh)?)
-                    })?;
-                    for r in 0..rows {
-                        let b = r % batch;
-                        Zip::from(da.row_mut(r).slice_move(s![..h]))
-                            .and(d_prev.row_mut(r))
-                            .and(du.row(r).slice_move(s![..h]))
-                            .and(step.prev.row(b))
-                            .and(gate_block(a.row(b), 0, h))
-                            .and(gate_block(x.row(b), 0, h))
-                            .for_each(|da_r, d_prev, &d_rh, &hp, &g_r, &xr| {
-                                *da_r = d_rh * hp * slope(gate, Some(xr), g_r);
-                                *d_prev += d_rh * g_r;
-                            });
-                    }
-                    self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
-                        let w_rz_t = w_hh_t.rows(0..2 * h)?;
-                        let drz = da.slice(s![.., ..2 * h]);
-                        Ok(gemm_packed(
-                            F::one(),
-                            drz,
-                            w_rz_t,
-                            F::one(),
-                            d_prev.view_mut(),
-                        )?)
-                    })?;
-                }
+        let (d_next, d_x) = (d_next.view(), d_x.as_mut());
+        match tape {
+            // One block (no per-output scheme): the gate gradients go straight onto the tape.
+            Some(mut tape) if rows == batch => {
+                self.backward_rows(step, d_next, d_prev.view_mut(), d_x, tape.view_mut())?;
+                let (da, du) = tape.view().split_at(Axis(1), 3 * h);
+                grads.add_bias_grads(da, du)
             }
-            self.packed.input_delta(p, da.view(), d_x.as_mut())?;
-            sum_blocks(da.view_mut(), batch);
-            let da0 = da.slice(s![..batch, ..]);
-            match self.variant {
-                GruVariant::ResetAfter => {
-                    sum_blocks(du.view_mut(), batch);
-                    let du0 = du.slice(s![..batch, ..]);
-                    match tape {
-                        Some(mut tape) => {
-                            let (mut on_x, mut on_h) = tape.view_mut().split_at(Axis(1), 3 * h);
-                            on_x.assign(&da0);
-                            on_h.assign(&du0);
-                        }
-                        None => grads.add_grads(step.x, da0, step.prev, du0)?,
-                    }
-                }
-                GruVariant::ResetBefore => {
+            // Scratch: δa = [δr δz δn] (input side) and δu (recurrent side), 3·hidden each.
+            tape => cache.scratch.with(rows, 6 * h, |mut buffer| {
+                self.backward_rows(step, d_next, d_prev.view_mut(), d_x, buffer.view_mut())?;
+                let (mut da, mut du) = buffer.view_mut().split_at(Axis(1), 3 * h);
+                sum_blocks(da.view_mut(), batch);
+                let da0 = da.slice(s![..batch, ..]);
+                if self.variant == GruVariant::ResetBefore {
                     grads.add_input_grads(step.x, da0)?;
                     add_outer(
                         step.prev,
@@ -568,10 +580,21 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
                         grads.w_hh.slice_mut(s![.., 2 * h..]),
                     )?;
                     add_row_sums(grads.b_hh.as_mut(), da0);
+                    return Ok(());
                 }
-            }
-            Ok(())
-        })
+                sum_blocks(du.view_mut(), batch);
+                let du0 = du.slice(s![..batch, ..]);
+                match tape {
+                    Some(mut tape) => {
+                        let (mut on_x, mut on_h) = tape.view_mut().split_at(Axis(1), 3 * h);
+                        on_x.assign(&da0);
+                        on_h.assign(&du0);
+                        grads.add_bias_grads(da0, du0)
+                    }
+                    None => grads.add_grads(step.x, da0, step.prev, du0),
+                }
+            }),
+        }
     }
 
     /// Reset after: `[δa | δu]` of the step (its blocks summed), the gradients of the input
@@ -591,7 +614,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
         }
         let h = self.hidden_size();
         let (da, du) = sweep.tape.split_at(Axis(1), 3 * h);
-        grads.add_grads(sweep.x, da, sweep.prev, du)
+        grads.add_weight_grads(sweep.x, da, sweep.prev, du)
     }
 }
 

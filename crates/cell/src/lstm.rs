@@ -265,6 +265,41 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
                 });
         }
     }
+
+    /// The backward step without its parameter gradients: the gate gradients `δa` of all
+    /// blocks into `da`, `∂L/∂h_{t−1}` and `∂L/∂c_{t−1}` into `d_prev`, and `∂L/∂x_t` added
+    /// into `d_x` when given.
+    fn backward_rows(
+        &self,
+        step: StepRecord<'_, F, LstmCache<F>>,
+        d_next: ArrayView2<'_, F>,
+        mut d_prev: ArrayViewMut2<'_, F>,
+        d_x: Option<&mut ArrayViewMut2<'_, F>>,
+        mut da: ArrayViewMut2<'_, F>,
+    ) -> Result<()> {
+        let (p, h, rows) = (&self.params, self.hidden_size(), d_next.nrows());
+        // The gate gradients, by blocks of rows over the worker pool.
+        let height = row_block(rows, 4 * h);
+        let blocks = da
+            .axis_chunks_iter_mut(Axis(0), height)
+            .zip(d_next.axis_chunks_iter(Axis(0), height))
+            .zip(d_prev.axis_chunks_iter_mut(Axis(0), height))
+            .enumerate();
+        for_each_parallel(blocks, |(i, ((da, d_next), d_prev))| {
+            self.gates_backward(step, i * height, da, d_next, d_prev);
+        });
+        self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
+            let d_prev_h = d_prev.slice_mut(s![.., ..h]);
+            Ok(gemm_packed(
+                F::one(),
+                da.view(),
+                w_hh_t,
+                F::zero(),
+                d_prev_h,
+            )?)
+        })?;
+        self.packed.input_delta(p, da.view(), d_x)
+    }
 }
 
 impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
@@ -380,7 +415,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
         grads: &mut LstmParams<F>,
     ) -> Result<()> {
         let batch = check_deltas("Lstm::backward", self, step, &deltas)?;
-        let (p, h) = (&self.params, self.hidden_size());
+        let h = self.hidden_size();
         let cache = step.cache;
         let pre_ok = cache.pre.as_ref().is_none_or(|p| p.dim() == (batch, 4 * h));
         if cache.gates.dim() != (batch, 4 * h) || cache.c_act.dim() != (batch, h) || !pre_ok {
@@ -398,39 +433,26 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
         } = deltas;
         let tape = tape_rows("Lstm::backward tape", tape, batch, self.tape_width())?;
         let rows = d_next.nrows();
-        cache.scratch.with(rows, 4 * h, |mut da| {
-            // The gate gradients, by blocks of rows over the worker pool.
-            let height = row_block(rows, 4 * h);
-            let blocks = da
-                .axis_chunks_iter_mut(Axis(0), height)
-                .zip(d_next.axis_chunks_iter(Axis(0), height))
-                .zip(d_prev.axis_chunks_iter_mut(Axis(0), height))
-                .enumerate();
-            for_each_parallel(blocks, |(i, ((da, d_next), d_prev))| {
-                self.gates_backward(step, i * height, da, d_next, d_prev);
-            });
-            let packed = &self.packed;
-            packed.with(p, Weight::RecurrentT, |w_hh_t| {
-                let d_prev_h = d_prev.slice_mut(s![.., ..h]);
-                Ok(gemm_packed(
-                    F::one(),
-                    da.view(),
-                    w_hh_t,
-                    F::zero(),
-                    d_prev_h,
-                )?)
-            })?;
-            packed.input_delta(p, da.view(), d_x.as_mut())?;
-            sum_blocks(da.view_mut(), batch);
-            let da = da.slice(s![..batch, ..]);
-            match tape {
-                Some(mut tape) => {
-                    tape.assign(&da);
-                    Ok(())
-                }
-                None => grads.add_grads(step.x, da, step.prev.slice(s![.., ..h]), da),
+        let (d_next, d_x) = (d_next.view(), d_x.as_mut());
+        match tape {
+            // One block (no per-output scheme): the gate gradients go straight onto the tape.
+            Some(mut tape) if rows == batch => {
+                self.backward_rows(step, d_next, d_prev.view_mut(), d_x, tape.view_mut())?;
+                grads.add_bias_grads(tape.view(), tape.view())
             }
-        })
+            tape => cache.scratch.with(rows, 4 * h, |mut da| {
+                self.backward_rows(step, d_next, d_prev.view_mut(), d_x, da.view_mut())?;
+                sum_blocks(da.view_mut(), batch);
+                let da = da.slice(s![..batch, ..]);
+                match tape {
+                    Some(mut tape) => {
+                        tape.assign(&da);
+                        grads.add_bias_grads(da, da)
+                    }
+                    None => grads.add_grads(step.x, da, step.prev.slice(s![.., ..h]), da),
+                }
+            }),
+        }
     }
 
     /// `δa` of the step (its blocks summed): both weight gradients are products with it.
@@ -446,7 +468,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
     ) -> Result<()> {
         let h = self.hidden_size();
         let prev_h = sweep.prev.slice(s![.., ..h]);
-        grads.add_grads(sweep.x, sweep.tape, prev_h, sweep.tape)
+        grads.add_weight_grads(sweep.x, sweep.tape, prev_h, sweep.tape)
     }
 }
 
