@@ -6,7 +6,9 @@
 //! `cargo bench -p recur-linalg --bench gemm` (add `-- f32/` or a shape name to filter).
 //! Benchmark ids are `<type>/<shape>/<implementation>/<m>x<n>x<k>`, with implementations
 //! `recur-avx512`, `recur-avx2`, `recur-portable` (the ISA forced through
-//! [`gemm_with_isa`]; those this CPU lacks are skipped), `gemm-crate` and `matrixmultiply`.
+//! [`gemm_with_isa`]; those this CPU lacks are skipped), the same with `b` packed beforehand
+//! (`recur-avx512-packed`, …: [`gemm_packed`], as the gated cells multiply their weights),
+//! `gemm-crate` and `matrixmultiply`.
 //! Both peers run their AVX2+FMA kernels unless the bench is built with
 //! `--features peer-avx512`, which turns on their AVX-512 kernels (matrixmultiply's `avx512`,
 //! the gemm crate's `x86-v4`): compare `recur-avx2` with the default build and `recur-avx512`
@@ -23,7 +25,7 @@ use criterion::measurement::Measurement;
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
-use recur_linalg::{gemm_with_isa, Isa, Scalar};
+use recur_linalg::{gemm_packed, gemm_with_isa, Isa, PackedB, Scalar};
 use std::time::Duration;
 
 #[path = "support/peers.rs"]
@@ -171,6 +173,19 @@ fn bench_type<T: Scalar, M: Measurement>(c: &mut Criterion<M>, type_name: &str) 
                         out.view_mut(),
                     )
                     .unwrap();
+                });
+            });
+        }
+        // `b` packed once outside the loop, as a recurrent cell packs its weights once per
+        // update for all the steps that multiply them.
+        for (isa, name) in isas.into_iter().filter(|(isa, _)| isa.is_supported()) {
+            let mut packed = PackedB::new(b_view);
+            packed.pack_with_isa(isa, b_view).unwrap();
+            let id = BenchmarkId::new(format!("{name}-packed"), &dims);
+            group.bench_function(id, |bench| {
+                bench.iter(|| {
+                    gemm_packed(T::one(), black_box(a_view), &packed, beta, out.view_mut())
+                        .unwrap();
                 });
             });
         }

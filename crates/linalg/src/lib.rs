@@ -11,6 +11,9 @@
 //!   L2-sized blocks of register-width panels — or read in place when `a` is short, and
 //!   multiplied as dot products when `b` is a transposed view, where packing would cost as
 //!   much as the arithmetic;
+//! - **operands packed once** ([`PackedB`], [`gemm_packed`]): a recurrent layer's weights,
+//!   which every step of a sequence multiplies, packed once per update instead of read in
+//!   place with a page-sized stride at every step;
 //! - **no allocation in steady state**: packing buffers are thread-local and reused;
 //! - **optional threads** ([`set_threads`], or `RECUR_THREADS`): large products are split over
 //!   a persistent, parked worker pool;
