@@ -26,6 +26,18 @@ pub enum LinalgError {
         /// Columns of `c`.
         c_cols: usize,
     },
+    /// A range of rows asked of a packed matrix does not lie within it.
+    #[error(
+        "PackedB::rows: rows {start}..{end} do not lie within the packed matrix's {rows} rows"
+    )]
+    RowsOutOfRange {
+        /// First row asked for.
+        start: usize,
+        /// One past the last row asked for.
+        end: usize,
+        /// Rows of the packed matrix.
+        rows: usize,
+    },
     /// A thread count of zero was requested.
     #[error("set_threads: the thread count must be at least 1 (use 1 to run on the calling thread only)")]
     ZeroThreads,

@@ -15,7 +15,7 @@ use crate::driver::{single_panels, BSource, Prepacked};
 use crate::gemm::{scale, split_columns};
 use crate::pack::pack_b;
 use crate::simd::transpose_panels;
-use crate::workspace::aligned;
+use crate::workspace::aligned_offset;
 use crate::{gemm_with_isa, Isa, LinalgError, Scalar};
 
 /// A `k × n` matrix in the layout of the panel kernels of one instruction set: panels of
@@ -95,19 +95,12 @@ impl<T: Scalar> PackedB<T> {
             T::micro_tile(isa).1
         };
         let len = cols.div_ceil(nr) * nr * rows;
-        let panels = aligned(&mut self.buf, len);
+        let offset = aligned_offset(&mut self.buf, len);
+        let panels = &mut self.buf[offset..offset + len];
         if !transpose_panels(isa, b, nr, panels) {
             pack_b(b, nr, panels);
         }
-        let offset = (panels.as_ptr() as usize - self.buf.as_ptr() as usize) / size_of::<T>();
-        *self = PackedB {
-            isa,
-            rows,
-            cols,
-            nr,
-            buf: std::mem::take(&mut self.buf),
-            offset,
-        };
+        (self.isa, self.rows, self.cols, self.nr, self.offset) = (isa, rows, cols, nr, offset);
     }
 
     /// `(k, n)`: the shape of the packed matrix.
@@ -130,30 +123,19 @@ impl<T: Scalar> PackedB<T> {
     /// of the weights).
     ///
     /// # Errors
-    /// [`LinalgError::ShapeMismatch`] when the range does not fit in the matrix's rows.
+    /// [`LinalgError::RowsOutOfRange`] when the range does not fit in the matrix's rows.
     pub fn rows(&self, range: Range<usize>) -> Result<PackedRows<'_, T>, LinalgError> {
         if range.start > range.end || range.end > self.rows {
-            return Err(LinalgError::ShapeMismatch {
-                a_rows: 0,
-                a_cols: range.len(),
-                b_rows: self.rows,
-                b_cols: self.cols,
-                c_rows: 0,
-                c_cols: self.cols,
+            return Err(LinalgError::RowsOutOfRange {
+                start: range.start,
+                end: range.end,
+                rows: self.rows,
             });
         }
         Ok(PackedRows {
             packed: self,
             rows: range,
         })
-    }
-
-    /// All rows (see [`PackedB::rows`]).
-    pub fn view(&self) -> PackedRows<'_, T> {
-        PackedRows {
-            packed: self,
-            rows: 0..self.rows,
-        }
     }
 }
 

@@ -66,13 +66,22 @@ const ALIGN: usize = 64;
 /// A `len`-element, cache-line aligned window into `buf`, growing `buf` if needed (the only
 /// allocation in a product, and only until the buffer has reached its high-water mark).
 pub(crate) fn aligned<T: Copy + Zero>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    let offset = aligned_offset(buf, len);
+    &mut buf[offset..offset + len]
+}
+
+/// Where [`aligned`]'s window of `len` elements starts in `buf`, growing `buf` if needed.
+pub(crate) fn aligned_offset<T: Copy + Zero>(buf: &mut Vec<T>, len: usize) -> usize {
     let pad = ALIGN / std::mem::size_of::<T>();
     if buf.len() < len + pad {
         buf.resize(len + pad, T::zero());
     }
     let offset = buf.as_ptr().align_offset(ALIGN);
-    let offset = if offset <= pad { offset } else { 0 };
-    &mut buf[offset..offset + len]
+    if offset <= pad {
+        offset
+    } else {
+        0
+    }
 }
 
 /// A zeroed `rows × cols` row-major array whose first element is on a cache-line (64-byte)

@@ -39,7 +39,9 @@ impl<F: Float, C: Cell<F>, R: Readout<F>> Bptt<F, C, R> {
             return Ok(());
         };
         let tape_width = cell.tape_width();
-        let flat_x = flat_input(inputs, swept.start, swept.end).filter(|_| tape_width > 0);
+        let flat_x = (tape_width > 0)
+            .then(|| flat_input(inputs, swept.start, swept.end))
+            .flatten();
         if flat_x.is_some() {
             ensure(&mut ws.tape, seq_len * b, tape_width);
         }
