@@ -198,9 +198,31 @@ macro_rules! gru_pairs {
     )*};
 }
 
+/// `ln(1 + eˣ)`, declared to need its input for its derivative `σ(x)`, so that the cells
+/// keep their gates' pre-activations and their backward passes read them.
+#[derive(Debug, Clone, Copy)]
+struct Softplus;
+
+impl Activation<f64> for Softplus {
+    fn name(&self) -> &'static str {
+        "softplus"
+    }
+    fn apply(&self, x: f64) -> f64 {
+        x.exp().ln_1p()
+    }
+    fn derivative(&self, x: f64, _y: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+    fn needs_input(&self) -> bool {
+        true
+    }
+}
+
 #[test]
 fn lstm_passes_the_gradient_check_alone_and_stacked_under_every_scheme() {
     lstm_pairs! {
+        Softplus, Tanh;
+        Sigmoid, Softplus;
         Sigmoid, Tanh;
         Sigmoid, Softsign;
         Sigmoid, Identity;
@@ -213,6 +235,8 @@ fn lstm_passes_the_gradient_check_alone_and_stacked_under_every_scheme() {
 #[test]
 fn gru_passes_the_gradient_check_alone_and_stacked_under_every_scheme() {
     gru_pairs! {
+        Softplus, Tanh;
+        Sigmoid, Softplus;
         Sigmoid, Tanh;
         Sigmoid, Softsign;
         Sigmoid, Identity;
@@ -384,4 +408,89 @@ fn gradients_from_the_tape_equal_gradients_added_at_each_step() {
         Pair::new(lower, upper).unwrap(),
         "reset-before gru under an lstm",
     );
+}
+
+/// The cells compute their element-wise passes on contiguous rows; states and deltas laid
+/// out by columns are copied for them, and must give the same step bit for bit.
+#[test]
+fn column_major_states_and_deltas_give_the_same_step() {
+    use ndarray::ShapeBuilder;
+
+    fn column_major(m: &Array2<f64>) -> Array2<f64> {
+        let mut out = Array2::zeros(m.dim().f());
+        out.assign(m);
+        out
+    }
+
+    fn compare<C: Cell<f64, Params = GatedParams<f64>>>(cell: C, name: &str) {
+        let (batch, state) = (3, cell.state_size());
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut random =
+            |rows, cols| Array2::from_shape_fn((rows, cols), |_| rng.random_range(-1.0..1.0));
+        let (x, prev, d_next) = (
+            random(batch, VOCAB),
+            random(batch, state),
+            random(batch, state),
+        );
+        let run = |prev: &Array2<f64>,
+                   next: &mut Array2<f64>,
+                   d_next: &mut Array2<f64>,
+                   d_prev: &mut Array2<f64>| {
+            let mut cache = cell.new_cache(batch);
+            cell.forward(
+                Input::Dense(x.view()),
+                prev.view(),
+                next.view_mut(),
+                &mut cache,
+            )
+            .unwrap();
+            let mut grads = cell.zero_grads();
+            let mut d_x = Array2::zeros((batch, VOCAB));
+            let step = StepRecord {
+                x: Input::Dense(x.view()),
+                prev: prev.view(),
+                next: next.view(),
+                cache: &cache,
+            };
+            let mut deltas = StepDeltas::new(d_next.view_mut(), d_prev.view_mut());
+            deltas.d_x = Some(d_x.view_mut());
+            cell.backward(step, deltas, &mut grads).unwrap();
+            (grads, d_x)
+        };
+        let (mut next, mut d_prev) = (Array2::zeros((batch, state)), Array2::zeros((batch, state)));
+        let (grads, d_x) = run(&prev, &mut next, &mut d_next.clone(), &mut d_prev);
+        let mut next_f = column_major(&next.mapv(|_| f64::NAN));
+        let mut d_prev_f = column_major(&d_prev.mapv(|_| f64::NAN));
+        let (grads_f, d_x_f) = run(
+            &column_major(&prev),
+            &mut next_f,
+            &mut column_major(&d_next),
+            &mut d_prev_f,
+        );
+        assert!(!next_f.is_standard_layout() && !d_prev_f.is_standard_layout());
+        assert_eq!(next, next_f, "{name}: next");
+        assert_eq!(d_prev, d_prev_f, "{name}: d_prev");
+        assert_eq!(d_x, d_x_f, "{name}: d_x");
+        assert_eq!(
+            params::flatten(&grads),
+            params::flatten(&grads_f),
+            "{name}: grads"
+        );
+        assert!(
+            d_prev.iter().all(|v| v.is_finite() && *v != 0.0),
+            "{name}: d_prev is written"
+        );
+    }
+    let mut rng = StdRng::seed_from_u64(9);
+    compare(lstm(VOCAB, Sigmoid, Tanh, &mut rng), "lstm");
+    compare(
+        lstm(VOCAB, Softplus, Tanh, &mut rng),
+        "lstm, softplus gates",
+    );
+    for variant in [GruVariant::ResetAfter, GruVariant::ResetBefore] {
+        compare(
+            gru(VOCAB, variant, Sigmoid, Tanh, &mut rng),
+            &format!("gru {variant:?}"),
+        );
+    }
 }

@@ -7,16 +7,16 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, CowArray, Ix2};
 use rand::Rng;
-use recur_core::activation::{apply_in_place, Activation};
+use recur_core::activation::Activation;
 use recur_core::linalg::{gemm, gemm_packed, PackedB};
 use recur_core::params::{fill_zero, zero_rows, RowSet};
 use recur_core::{Error, Float, Input, ParamSet, Result, Slot, SlotMut};
 use serde::{Deserialize, Serialize};
 
 use crate::step::{input_product, input_weight_grad};
-use crate::Init;
+use crate::{Init, StepDeltas, StepRecord};
 
 /// Parameters (or gradients) of a gated cell with `k` gate blocks: `k = 4` for an
 /// [`crate::Lstm`] (blocks `i, f, g, o`), `k = 3` for a [`crate::Gru`] (blocks `r, z, n`).
@@ -500,20 +500,93 @@ pub(crate) fn row_block(rows: usize, width: usize) -> usize {
     }
 }
 
-/// Applies `act` in place to columns `from..to` of every row.
-pub(crate) fn activate_columns<F: Float, A: Activation<F>>(
-    act: &A,
-    mut m: ArrayViewMut2<'_, F>,
-    from: usize,
-    to: usize,
-) {
-    for mut row in m.rows_mut() {
-        let mut part = row.slice_mut(s![from..to]);
-        match part.as_slice_mut() {
-            Some(values) => apply_in_place(act, values),
-            None => part.mapv_inplace(|v| act.apply(v)),
-        }
+/// Whether every row of `m` is one contiguous run of memory, as the row passes need.
+pub(crate) fn unit_rows<F>(m: &ArrayView2<'_, F>) -> bool {
+    m.ncols() <= 1 || m.strides()[1] == 1
+}
+
+/// `m` as it is when its rows are contiguous ([`unit_rows`]), else a standard-layout copy.
+pub(crate) fn with_unit_rows<F: Clone>(m: ArrayView2<'_, F>) -> CowArray<'_, F, Ix2> {
+    if unit_rows(&m) {
+        m.into()
+    } else {
+        m.as_standard_layout().into_owned().into()
     }
+}
+
+/// Runs `f` on `m`, or, when the rows of `m` are not contiguous, on a standard-layout copy
+/// that is written back afterwards.
+pub(crate) fn with_unit_rows_mut<F: Clone, T>(
+    mut m: ArrayViewMut2<'_, F>,
+    f: impl FnOnce(ArrayViewMut2<'_, F>) -> Result<T>,
+) -> Result<T> {
+    if unit_rows(&m.view()) {
+        return f(m);
+    }
+    let mut copy = m.as_standard_layout().into_owned();
+    let out = f(copy.view_mut())?;
+    m.assign(&copy);
+    Ok(out)
+}
+
+/// Runs `f` on `prev` and `next` with contiguous rows ([`with_unit_rows`],
+/// [`with_unit_rows_mut`]): what a forward step's row passes need.
+pub(crate) fn with_unit_row_states<F: Clone, T>(
+    prev: ArrayView2<'_, F>,
+    next: ArrayViewMut2<'_, F>,
+    f: impl FnOnce(ArrayView2<'_, F>, ArrayViewMut2<'_, F>) -> Result<T>,
+) -> Result<T> {
+    let prev = with_unit_rows(prev);
+    with_unit_rows_mut(next, |next| f(prev.view(), next))
+}
+
+/// Runs `f` on a backward step whose states, `d_next` and `d_prev` have contiguous rows
+/// (copied where they do not, the deltas written back after): what its row passes need.
+pub(crate) fn with_unit_row_step<F: Clone, K, T>(
+    step: StepRecord<'_, F, K>,
+    deltas: StepDeltas<'_, F>,
+    f: impl FnOnce(StepRecord<'_, F, K>, StepDeltas<'_, F>) -> Result<T>,
+) -> Result<T> {
+    let (prev, next) = (with_unit_rows(step.prev), with_unit_rows(step.next));
+    let step = StepRecord {
+        x: step.x.reborrow(),
+        prev: prev.view(),
+        next: next.view(),
+        cache: step.cache,
+    };
+    let StepDeltas {
+        d_next,
+        d_prev,
+        d_x,
+        tape,
+    } = deltas;
+    with_unit_rows_mut(d_next, |d_next| {
+        with_unit_rows_mut(d_prev, |d_prev| {
+            let deltas = StepDeltas {
+                d_next: d_next.reborrow(),
+                d_prev: d_prev.reborrow(),
+                d_x: d_x.map(ArrayViewMut2::reborrow),
+                tape: tape.map(ArrayViewMut2::reborrow),
+            };
+            f(step, deltas)
+        })
+    })
+}
+
+/// Row `r` of a matrix with contiguous rows, as a slice.
+#[inline(always)]
+pub(crate) fn row_of<'a, F>(m: &'a ArrayView2<'_, F>, r: usize) -> &'a [F] {
+    m.row(r)
+        .to_slice()
+        .expect("the row passes' operands have contiguous rows")
+}
+
+/// Row `r` of a matrix with contiguous rows, as a mutable slice.
+#[inline(always)]
+pub(crate) fn row_of_mut<'a, F>(m: &'a mut ArrayViewMut2<'_, F>, r: usize) -> &'a mut [F] {
+    m.row_mut(r)
+        .into_slice()
+        .expect("the row passes' operands have contiguous rows")
 }
 
 /// Gate block `k` (columns `k·hidden..(k+1)·hidden`) of one row.

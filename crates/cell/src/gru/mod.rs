@@ -1,18 +1,22 @@
 //! The gated recurrent unit, in PyTorch's form (the default) or Cho et al.'s original.
 
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
 use recur_core::activation::{Activation, Sigmoid, Tanh};
-use recur_core::linalg::{for_each_parallel, gemm, gemm_packed};
+use recur_core::linalg::{for_each_parallel, gemm, gemm_packed, run_wide, Isa};
 use recur_core::{Error, Float, Input, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::gated::{
-    activate_columns, add_outer, add_row_sums, gate_block, row_block, slope, sum_blocks, tape_rows,
-    GatedParams, GruParams, Packed, Scratch, Weight,
+    add_outer, add_row_sums, gate_block, row_block, slope, sum_blocks, tape_rows, unit_rows,
+    with_unit_row_states, with_unit_row_step, GatedParams, GruParams, Packed, Scratch, Weight,
 };
 use crate::step::{check_deltas, check_forward, check_one_block};
 use crate::{Cell, Init, StepDeltas, StepRecord, SweepRecord};
+
+mod rows;
+
+use rows::{BackwardRows, ForwardRows, GruRows, Part};
 
 /// Where a [`Gru`] applies its reset gate `r` in the candidate `n`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,26 +195,16 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
     }
 }
 
-/// One block of rows of a [`Gru`] forward step: the step's matrices cut to the same rows.
-struct GruRows<'a, F> {
-    a: ArrayViewMut2<'a, F>,
-    u: ArrayViewMut2<'a, F>,
-    reset_h: ArrayViewMut2<'a, F>,
-    pre: Option<ArrayViewMut2<'a, F>>,
-    prev: ArrayView2<'a, F>,
-    next: ArrayViewMut2<'a, F>,
-}
-
 impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
-    /// Runs `f` on blocks of rows of a forward step over the worker pool (see
-    /// [`row_block`]).
+    /// Runs `part` of a forward step's element-wise work on blocks of rows over the worker
+    /// pool (see [`row_block`]).
     fn for_row_blocks(
         &self,
         batch: usize,
         cache: &mut GruCache<F>,
         prev: ArrayView2<'_, F>,
         mut next: ArrayViewMut2<'_, F>,
-        f: impl Fn(GruRows<'_, F>) + Sync,
+        part: Part,
     ) {
         let height = row_block(batch, 3 * self.hidden_size());
         let mut pre = cache
@@ -232,134 +226,18 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
                 prev,
                 next,
             });
-        for_each_parallel(blocks, f);
-    }
-
-    /// The biases, the reset and update gates `r = G(a_r + u_r)`, `z = G(a_z + u_z)`, and
-    /// for the reset-before variant `r ⊙ h_{t−1}`.
-    fn gates_rz(&self, rows: &mut GruRows<'_, F>) {
-        let (p, h) = (&self.params, self.hidden_size());
-        if let Some(b) = &p.b_ih {
-            rows.a += b;
-        }
-        if let Some(b) = &p.b_hh {
-            rows.u += b;
-        }
-        let mut rz = rows.a.slice_mut(s![.., ..2 * h]);
-        rz += &rows.u.slice(s![.., ..2 * h]);
-        if let Some(pre) = &mut rows.pre {
-            pre.slice_mut(s![.., ..2 * h]).assign(&rz);
-        }
-        activate_columns(&self.gate, rows.a.view_mut(), 0, 2 * h);
-        if self.variant == GruVariant::ResetBefore {
-            Zip::from(&mut rows.reset_h)
-                .and(rows.a.slice(s![.., ..h]))
-                .and(&rows.prev)
-                .for_each(|rh, &r, &h| *rh = r * h);
-        }
-    }
-
-    /// The candidate `n` (with `u_n` complete) and the output
-    /// `h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}`.
-    fn candidate_and_output(&self, mut rows: GruRows<'_, F>) {
-        let h = self.hidden_size();
-        let (rz, mut n) = rows.a.view_mut().split_at(Axis(1), 2 * h);
-        let u_n = rows.u.slice(s![.., 2 * h..]);
-        match self.variant {
-            GruVariant::ResetAfter => Zip::from(&mut n)
-                .and(rz.slice(s![.., ..h]))
-                .and(&u_n)
-                .for_each(|n, &r, &un| *n += r * un),
-            GruVariant::ResetBefore => n += &u_n,
-        }
-        if let Some(pre) = &mut rows.pre {
-            pre.slice_mut(s![.., 2 * h..]).assign(&n);
-        }
-        activate_columns(&self.cell, rows.a.view_mut(), 2 * h, 3 * h);
-        Zip::from(&mut rows.next)
-            .and(rows.a.slice(s![.., h..2 * h]))
-            .and(rows.a.slice(s![.., 2 * h..]))
-            .and(&rows.prev)
-            .for_each(|out, &z, &n, &h| *out = (F::one() - z) * n + z * h);
-    }
-
-    /// The gate gradients of a block of rows of a backward step (its rows `first..` of all
-    /// blocks): `δz`, `δn` and `∂L/∂h_{t−1} = δh ⊙ z` so far, and for the reset-after
-    /// variant `δr` and the recurrent side `δu = [δr, δz, r ⊙ δn]`; the reset-before
-    /// variant's `δr` needs a product first.
-    fn gates_backward(
-        &self,
-        step: StepRecord<'_, F, GruCache<F>>,
-        first: usize,
-        mut buffer: ArrayViewMut2<'_, F>,
-        d_next: ArrayView2<'_, F>,
-        mut d_prev: ArrayViewMut2<'_, F>,
-    ) {
-        let (gate, cell, h) = (&self.gate, &self.cell, self.hidden_size());
-        let (cache, batch) = (step.cache, step.prev.nrows());
-        let a = &cache.gates;
-        // Where a derivative may read its output instead of its input, x is the output.
-        let x = cache.pre.as_ref().unwrap_or(a);
-        let u_n = cache.recurrent.slice(s![.., 2 * h..]);
-        let (mut da, mut du) = buffer.view_mut().split_at(Axis(1), 3 * h);
-        // Row by row, in passes over contiguous rows of at most six operands, so that
-        // each vectorises.
-        for r in 0..d_next.nrows() {
-            let b = (first + r) % batch;
-            let (a, x, dh) = (a.row(b), x.row(b), d_next.row(r));
-            let (z, n) = (gate_block(a, 1, h), gate_block(a, 2, h));
-            let (_, da_zn) = da.row_mut(r).split_at(Axis(0), h);
-            let (mut da_z, mut da_n) = da_zn.split_at(Axis(0), h);
-            Zip::from(&mut da_z)
-                .and(&dh)
-                .and(step.prev.row(b))
-                .and(&z)
-                .and(&n)
-                .and(gate_block(x, 1, h))
-                .for_each(|d, &dh, &hp, &z, &n, &xz| {
-                    *d = dh * (hp - n) * slope(gate, Some(xz), z);
-                });
-            Zip::from(&mut da_n)
-                .and(d_prev.row_mut(r))
-                .and(&dh)
-                .and(&z)
-                .and(&n)
-                .and(gate_block(x, 2, h))
-                .for_each(|d, d_prev, &dh, &z, &n, &xn| {
-                    *d = dh * (F::one() - z) * slope(cell, Some(xn), n);
-                    *d_prev = dh * z;
-                });
-        }
-        if self.variant == GruVariant::ResetAfter {
-            for r in 0..d_next.nrows() {
-                let b = (first + r) % batch;
-                let (a, x) = (a.row(b), x.row(b));
-                let (mut da_r, da_zn) = da.row_mut(r).split_at(Axis(0), h);
-                let (da_z, da_n) = da_zn.split_at(Axis(0), h);
-                let (mut du_r, du_zn) = du.row_mut(r).split_at(Axis(0), h);
-                let (mut du_z, mut du_n) = du_zn.split_at(Axis(0), h);
-                Zip::from(&mut da_r)
-                    .and(&mut du_r)
-                    .and(&da_n)
-                    .and(u_n.row(b))
-                    .and(gate_block(a, 0, h))
-                    .and(gate_block(x, 0, h))
-                    .for_each(|da_r, du_r, &dn, &u_n, &g_r, &xr| {
-                        let dr = dn * u_n * slope(gate, Some(xr), g_r);
-                        *da_r = dr;
-                        *du_r = dr;
-                    });
-                Zip::from(&mut du_z)
-                    .and(&mut du_n)
-                    .and(&da_z)
-                    .and(&da_n)
-                    .and(gate_block(a, 0, h))
-                    .for_each(|du_z, du_n, &dz, &dn, &g_r| {
-                        *du_z = dz;
-                        *du_n = dn * g_r;
-                    });
-            }
-        }
+        for_each_parallel(blocks, |rows| {
+            let pass = ForwardRows {
+                gate: &self.gate,
+                cell: &self.cell,
+                b_ih: self.params.b_ih.as_ref().map(Array1::view),
+                b_hh: self.params.b_hh.as_ref().map(Array1::view),
+                reset_after: self.variant == GruVariant::ResetAfter,
+                part,
+                rows,
+            };
+            run_wide(Isa::detect(), pass);
+        });
     }
 
     /// The backward step without its parameter gradients: the gate gradients of all
@@ -386,7 +264,20 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
             .zip(d_prev.axis_chunks_iter_mut(Axis(0), height))
             .enumerate();
         for_each_parallel(blocks, |(i, ((buffer, d_next), d_prev))| {
-            self.gates_backward(step, i * height, buffer, d_next, d_prev);
+            let pass = BackwardRows {
+                gate: &self.gate,
+                cell: &self.cell,
+                reset_after: self.variant == GruVariant::ResetAfter,
+                first: i * height,
+                gates: cache.gates.view(),
+                pre: cache.pre.as_ref().map(Array2::view),
+                u: cache.recurrent.view(),
+                prev: step.prev.reborrow(),
+                d_next,
+                buffer,
+                d_prev,
+            };
+            run_wide(Isa::detect(), pass);
         });
         let (mut da, mut du) = buffer.view_mut().split_at(Axis(1), 3 * h);
         match self.variant {
@@ -479,47 +370,14 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
         &self,
         x: Input<'_, F>,
         prev: ArrayView2<'_, F>,
-        mut next: ArrayViewMut2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
         cache: &mut GruCache<F>,
     ) -> Result<()> {
         let batch = check_forward("Gru::forward", self, x, prev, next.view())?;
         self.check_cache("Gru::forward cache", batch, cache)?;
-        let (p, h) = (&self.params, self.hidden_size());
-        let (a, u) = (&mut cache.gates, &mut cache.recurrent);
-        self.packed.input_product(p, x, F::zero(), a.view_mut())?;
-        // u = h·W_hh; for the reset-before variant only its r and z blocks now.
-        match self.variant {
-            GruVariant::ResetAfter => self.packed.with(p, Weight::Recurrent, |w_hh| {
-                Ok(gemm_packed(F::one(), prev, w_hh, F::zero(), u.view_mut())?)
-            })?,
-            GruVariant::ResetBefore => {
-                let rz = s![.., ..2 * h];
-                gemm(F::one(), prev, p.w_hh.slice(rz), F::zero(), u.slice_mut(rz))?;
-                u.slice_mut(s![.., 2 * h..]).fill(F::zero());
-            }
-        }
-        // The element-wise rest, by blocks of rows over the worker pool; the reset-before
-        // variant computes `u_n = (r ⊙ h)·W_hn` between its two parts.
-        let reset_after = self.variant == GruVariant::ResetAfter;
-        self.for_row_blocks(batch, cache, prev, next.view_mut(), |mut rows| {
-            self.gates_rz(&mut rows);
-            if reset_after {
-                self.candidate_and_output(rows);
-            }
-        });
-        if !reset_after {
-            gemm(
-                F::one(),
-                cache.reset_h.view(),
-                p.w_hh.slice(s![.., 2 * h..]),
-                F::one(),
-                cache.recurrent.slice_mut(s![.., 2 * h..]),
-            )?;
-            self.for_row_blocks(batch, cache, prev, next, |rows| {
-                self.candidate_and_output(rows);
-            });
-        }
-        Ok(())
+        with_unit_row_states(prev, next, |prev, next| {
+            self.forward_checked(x, prev, next, cache)
+        })
     }
 
     fn backward(
@@ -542,8 +400,84 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
         grads: &mut GruParams<F>,
     ) -> Result<()> {
         let batch = check_deltas("Gru::backward", self, step, &deltas)?;
-        let cache = step.cache;
-        self.check_cache("Gru::backward cache", batch, cache)?;
+        self.check_cache("Gru::backward cache", batch, step.cache)?;
+        with_unit_row_step(step, deltas, |step, deltas| {
+            self.backward_checked(step, deltas, grads)
+        })
+    }
+
+    /// Reset after: `[δa | δu]` of the step (its blocks summed), the gradients of the input
+    /// and recurrent pre-activations. Reset before keeps no tape: its recurrent gradient
+    /// also needs `r ⊙ h_{t−1}`.
+    fn tape_width(&self) -> usize {
+        match self.variant {
+            GruVariant::ResetAfter => 6 * self.hidden_size(),
+            GruVariant::ResetBefore => 0,
+        }
+    }
+
+    /// `w_ih += Xᵀ·ΔA`, `w_hh += Hᵀ·ΔU` and the bias sums, over all the sweep's steps.
+    fn backward_sequence(&self, sweep: SweepRecord<'_, F>, grads: &mut GruParams<F>) -> Result<()> {
+        if self.tape_width() == 0 {
+            return Ok(());
+        }
+        let h = self.hidden_size();
+        let (da, du) = sweep.tape.split_at(Axis(1), 3 * h);
+        grads.add_weight_grads(sweep.x, da, sweep.prev, du)
+    }
+}
+
+impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
+    /// [`Cell::forward`] once shapes are checked and the rows of `prev` and `next` are
+    /// contiguous.
+    fn forward_checked(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        mut next: ArrayViewMut2<'_, F>,
+        cache: &mut GruCache<F>,
+    ) -> Result<()> {
+        let (p, h, batch) = (&self.params, self.hidden_size(), prev.nrows());
+        let (a, u) = (&mut cache.gates, &mut cache.recurrent);
+        self.packed.input_product(p, x, F::zero(), a.view_mut())?;
+        // u = h·W_hh; for the reset-before variant only its r and z blocks now.
+        match self.variant {
+            GruVariant::ResetAfter => self.packed.with(p, Weight::Recurrent, |w_hh| {
+                Ok(gemm_packed(F::one(), prev, w_hh, F::zero(), u.view_mut())?)
+            })?,
+            GruVariant::ResetBefore => {
+                let rz = s![.., ..2 * h];
+                gemm(F::one(), prev, p.w_hh.slice(rz), F::zero(), u.slice_mut(rz))?;
+                u.slice_mut(s![.., 2 * h..]).fill(F::zero());
+            }
+        }
+        // The element-wise rest, by blocks of rows over the worker pool; the reset-before
+        // variant computes `u_n = (r ⊙ h)·W_hn` between its two parts.
+        let reset_after = self.variant == GruVariant::ResetAfter;
+        let first = if reset_after { Part::Both } else { Part::Gates };
+        self.for_row_blocks(batch, cache, prev, next.view_mut(), first);
+        if !reset_after {
+            gemm(
+                F::one(),
+                cache.reset_h.view(),
+                p.w_hh.slice(s![.., 2 * h..]),
+                F::one(),
+                cache.recurrent.slice_mut(s![.., 2 * h..]),
+            )?;
+            self.for_row_blocks(batch, cache, prev, next, Part::Output);
+        }
+        Ok(())
+    }
+
+    /// [`Cell::backward_stacked`] once shapes are checked and the rows of `prev`, `d_next`
+    /// and `d_prev` are contiguous.
+    fn backward_checked(
+        &self,
+        step: StepRecord<'_, F, GruCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut GruParams<F>,
+    ) -> Result<()> {
+        let (batch, cache) = (step.prev.nrows(), step.cache);
         let h = self.hidden_size();
         let StepDeltas {
             d_next,
@@ -556,7 +490,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
         let (d_next, d_x) = (d_next.view(), d_x.as_mut());
         match tape {
             // One block (no per-output scheme): the gate gradients go straight onto the tape.
-            Some(mut tape) if rows == batch => {
+            Some(mut tape) if rows == batch && unit_rows(&tape.view()) => {
                 self.backward_rows(step, d_next, d_prev.view_mut(), d_x, tape.view_mut())?;
                 let (da, du) = tape.view().split_at(Axis(1), 3 * h);
                 grads.add_bias_grads(da, du)
@@ -595,26 +529,6 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
                 }
             }),
         }
-    }
-
-    /// Reset after: `[δa | δu]` of the step (its blocks summed), the gradients of the input
-    /// and recurrent pre-activations. Reset before keeps no tape: its recurrent gradient
-    /// also needs `r ⊙ h_{t−1}`.
-    fn tape_width(&self) -> usize {
-        match self.variant {
-            GruVariant::ResetAfter => 6 * self.hidden_size(),
-            GruVariant::ResetBefore => 0,
-        }
-    }
-
-    /// `w_ih += Xᵀ·ΔA`, `w_hh += Hᵀ·ΔU` and the bias sums, over all the sweep's steps.
-    fn backward_sequence(&self, sweep: SweepRecord<'_, F>, grads: &mut GruParams<F>) -> Result<()> {
-        if self.tape_width() == 0 {
-            return Ok(());
-        }
-        let h = self.hidden_size();
-        let (da, du) = sweep.tape.split_at(Axis(1), 3 * h);
-        grads.add_weight_grads(sweep.x, da, sweep.prev, du)
     }
 }
 

@@ -1,18 +1,22 @@
 //! The long short-term memory cell, generic over its gate and cell activations.
 
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
 use recur_core::activation::{Activation, Sigmoid, Tanh};
-use recur_core::linalg::{for_each_parallel, gemm_packed};
+use recur_core::linalg::{for_each_parallel, gemm_packed, run_wide, Isa};
 use recur_core::{Error, Float, Input, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::gated::{
-    activate_columns, gate_block, row_block, slope, sum_blocks, tape_rows, GatedParams, LstmParams,
-    Packed, Scratch, Weight,
+    row_block, sum_blocks, tape_rows, unit_rows, with_unit_row_states, with_unit_row_step,
+    GatedParams, LstmParams, Packed, Scratch, Weight,
 };
 use crate::step::{check_deltas, check_forward, check_one_block};
 use crate::{Cell, Init, StepDeltas, StepRecord, SweepRecord};
+
+mod rows;
+
+use rows::{BackwardRows, ForwardRows};
 
 /// Sizes and options of an [`Lstm`] cell; [`LstmConfig::init`] builds one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -165,107 +169,6 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
         self.gate.needs_input() || self.cell.needs_input()
     }
 
-    /// The element-wise part of a forward step on a block of rows: biases and activations
-    /// of the gates `a` (`x·W_ih + h·W_hh` on entry), then `c`, `C(c)` and `h`.
-    fn gates_forward(
-        &self,
-        mut a: ArrayViewMut2<'_, F>,
-        pre: Option<ArrayViewMut2<'_, F>>,
-        mut c_act: ArrayViewMut2<'_, F>,
-        mut h_next: ArrayViewMut2<'_, F>,
-        mut c_next: ArrayViewMut2<'_, F>,
-        c_prev: ArrayView2<'_, F>,
-    ) {
-        let (p, h) = (&self.params, self.hidden_size());
-        for b in [&p.b_ih, &p.b_hh].into_iter().flatten() {
-            a += b;
-        }
-        if let Some(mut pre) = pre {
-            pre.assign(&a);
-        }
-        activate_columns(&self.gate, a.view_mut(), 0, 2 * h);
-        activate_columns(&self.cell, a.view_mut(), 2 * h, 3 * h);
-        activate_columns(&self.gate, a.view_mut(), 3 * h, 4 * h);
-        Zip::from(&mut c_next)
-            .and(&c_prev)
-            .and(a.slice(s![.., ..h]))
-            .and(a.slice(s![.., h..2 * h]))
-            .and(a.slice(s![.., 2 * h..3 * h]))
-            .for_each(|c, &c_prev, &i, &f, &g| *c = f * c_prev + i * g);
-        c_act.assign(&c_next);
-        activate_columns(&self.cell, c_act.view_mut(), 0, h);
-        Zip::from(&mut h_next)
-            .and(a.slice(s![.., 3 * h..]))
-            .and(&c_act)
-            .for_each(|h, &o, &cc| *h = o * cc);
-    }
-
-    /// The gate gradients `δa` of a block of rows of a backward step, its rows `first..` of
-    /// all blocks, and `∂L/∂c_{t−1}` into the `c` columns of `d_prev`.
-    fn gates_backward(
-        &self,
-        step: StepRecord<'_, F, LstmCache<F>>,
-        first: usize,
-        mut da: ArrayViewMut2<'_, F>,
-        d_next: ArrayView2<'_, F>,
-        mut d_prev: ArrayViewMut2<'_, F>,
-    ) {
-        let (gate, cell, h) = (&self.gate, &self.cell, self.hidden_size());
-        let (cache, batch) = (step.cache, step.prev.nrows());
-        for r in 0..da.nrows() {
-            let b = (first + r) % batch;
-            let a = cache.gates.row(b);
-            // Where a derivative may read its output instead of its input, x is the output.
-            let x = cache.pre.as_ref().map_or(a, |pre| pre.row(b));
-            let (dh, dc_next) = d_next.row(r).split_at(Axis(0), h);
-            let c = step.next.row(b).slice_move(s![h..]);
-            let c_prev = step.prev.row(b).slice_move(s![h..]);
-            let cc = cache.c_act.row(b);
-            let (da_if, da_go) = da.row_mut(r).split_at(Axis(0), 2 * h);
-            let (mut da_i, mut da_f) = da_if.split_at(Axis(0), h);
-            let (mut da_g, mut da_o) = da_go.split_at(Axis(0), h);
-            // One pass per gate, each over contiguous rows so that it vectorises; δc
-            // waits in δa_f until the last pass replaces it with the forget gate's own.
-            Zip::from(&mut da_f)
-                .and(&dc_next)
-                .and(&dh)
-                .and(gate_block(a, 3, h))
-                .and(&c)
-                .and(&cc)
-                .for_each(|dc, &dcn, &dh, &o, &c, &cc| {
-                    *dc = dcn + dh * o * slope(cell, Some(c), cc);
-                });
-            Zip::from(&mut da_o)
-                .and(&dh)
-                .and(&cc)
-                .and(gate_block(a, 3, h))
-                .and(gate_block(x, 3, h))
-                .for_each(|d, &dh, &cc, &o, &xo| *d = dh * cc * slope(gate, Some(xo), o));
-            Zip::from(&mut da_i)
-                .and(&da_f)
-                .and(gate_block(a, 2, h))
-                .and(gate_block(a, 0, h))
-                .and(gate_block(x, 0, h))
-                .for_each(|d, &dc, &g, &i, &xi| *d = dc * g * slope(gate, Some(xi), i));
-            Zip::from(&mut da_g)
-                .and(&da_f)
-                .and(gate_block(a, 0, h))
-                .and(gate_block(a, 2, h))
-                .and(gate_block(x, 2, h))
-                .for_each(|d, &dc, &i, &g, &xg| *d = dc * i * slope(cell, Some(xg), g));
-            Zip::from(&mut da_f)
-                .and(d_prev.row_mut(r).slice_move(s![h..]))
-                .and(gate_block(a, 1, h))
-                .and(&c_prev)
-                .and(gate_block(x, 1, h))
-                .for_each(|d, d_prev_c, &f, &cp, &xf| {
-                    let dc = *d;
-                    *d_prev_c = dc * f;
-                    *d = dc * cp * slope(gate, Some(xf), f);
-                });
-        }
-    }
-
     /// The backward step without its parameter gradients: the gate gradients `δa` of all
     /// blocks into `da`, `∂L/∂h_{t−1}` and `∂L/∂c_{t−1}` into `d_prev`, and `∂L/∂x_t` added
     /// into `d_x` when given.
@@ -285,8 +188,22 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
             .zip(d_next.axis_chunks_iter(Axis(0), height))
             .zip(d_prev.axis_chunks_iter_mut(Axis(0), height))
             .enumerate();
+        let cache = step.cache;
         for_each_parallel(blocks, |(i, ((da, d_next), d_prev))| {
-            self.gates_backward(step, i * height, da, d_next, d_prev);
+            let pass = BackwardRows {
+                gate: &self.gate,
+                cell: &self.cell,
+                first: i * height,
+                gates: cache.gates.view(),
+                pre: cache.pre.as_ref().map(Array2::view),
+                c_act: cache.c_act.view(),
+                c: step.next.slice(s![.., h..]),
+                c_prev: step.prev.slice(s![.., h..]),
+                d_next,
+                da,
+                d_prev_c: d_prev.slice_move(s![.., h..]),
+            };
+            run_wide(Isa::detect(), pass);
         });
         self.packed.with(p, Weight::RecurrentT, |w_hh_t| {
             let d_prev_h = d_prev.slice_mut(s![.., ..h]);
@@ -345,54 +262,22 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
         &self,
         x: Input<'_, F>,
         prev: ArrayView2<'_, F>,
-        mut next: ArrayViewMut2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
         cache: &mut LstmCache<F>,
     ) -> Result<()> {
         let batch = check_forward("Lstm::forward", self, x, prev, next.view())?;
-        let (p, h) = (&self.params, self.hidden_size());
-        if cache.gates.dim() != (batch, 4 * h) || cache.c_act.dim() != (batch, h) {
+        let h = self.hidden_size();
+        let pre_ok = cache.pre.as_ref().is_none_or(|p| p.dim() == (batch, 4 * h));
+        if cache.gates.dim() != (batch, 4 * h) || cache.c_act.dim() != (batch, h) || !pre_ok {
             return Err(Error::shape(
                 "Lstm::forward cache",
                 &[batch, 4 * h],
                 cache.gates.shape(),
             ));
         }
-        let a = &mut cache.gates;
-        self.packed.input_product(p, x, F::zero(), a.view_mut())?;
-        self.packed.with(p, Weight::Recurrent, |w_hh| {
-            Ok(gemm_packed(
-                F::one(),
-                prev.slice(s![.., ..h]),
-                w_hh,
-                F::one(),
-                a.view_mut(),
-            )?)
-        })?;
-        if cache.pre.as_ref().is_some_and(|pre| pre.dim() != a.dim()) {
-            return Err(Error::shape("Lstm::forward cache", a.shape(), &[0, 0]));
-        }
-        // The element-wise rest, by blocks of rows over the worker pool.
-        let height = row_block(batch, 4 * h);
-        let (mut h_next, mut c_next) = next.view_mut().split_at(Axis(1), h);
-        let c_prev = prev.slice(s![.., h..]);
-        let mut pre = cache
-            .pre
-            .as_mut()
-            .map(|p| p.axis_chunks_iter_mut(Axis(0), height));
-        let blocks = a
-            .axis_chunks_iter_mut(Axis(0), height)
-            .zip(cache.c_act.axis_chunks_iter_mut(Axis(0), height))
-            .zip(h_next.axis_chunks_iter_mut(Axis(0), height))
-            .zip(c_next.axis_chunks_iter_mut(Axis(0), height))
-            .zip(c_prev.axis_chunks_iter(Axis(0), height))
-            .map(move |((((a, c_act), h), c), c_prev)| {
-                let pre = pre.as_mut().and_then(Iterator::next);
-                (a, pre, c_act, h, c, c_prev)
-            });
-        for_each_parallel(blocks, |(a, pre, c_act, h, c, c_prev)| {
-            self.gates_forward(a, pre, c_act, h, c, c_prev);
-        });
-        Ok(())
+        with_unit_row_states(prev, next, |prev, next| {
+            self.forward_checked(x, prev, next, cache)
+        })
     }
 
     fn backward(
@@ -425,34 +310,9 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
                 cache.gates.shape(),
             ));
         }
-        let StepDeltas {
-            d_next,
-            mut d_prev,
-            mut d_x,
-            tape,
-        } = deltas;
-        let tape = tape_rows("Lstm::backward tape", tape, batch, self.tape_width())?;
-        let rows = d_next.nrows();
-        let (d_next, d_x) = (d_next.view(), d_x.as_mut());
-        match tape {
-            // One block (no per-output scheme): the gate gradients go straight onto the tape.
-            Some(mut tape) if rows == batch => {
-                self.backward_rows(step, d_next, d_prev.view_mut(), d_x, tape.view_mut())?;
-                grads.add_bias_grads(tape.view(), tape.view())
-            }
-            tape => cache.scratch.with(rows, 4 * h, |mut da| {
-                self.backward_rows(step, d_next, d_prev.view_mut(), d_x, da.view_mut())?;
-                sum_blocks(da.view_mut(), batch);
-                let da = da.slice(s![..batch, ..]);
-                match tape {
-                    Some(mut tape) => {
-                        tape.assign(&da);
-                        grads.add_bias_grads(da, da)
-                    }
-                    None => grads.add_grads(step.x, da, step.prev.slice(s![.., ..h]), da),
-                }
-            }),
-        }
+        with_unit_row_step(step, deltas, |step, deltas| {
+            self.backward_checked(step, deltas, grads)
+        })
     }
 
     /// `δa` of the step (its blocks summed): both weight gradients are products with it.
@@ -469,6 +329,104 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
         let h = self.hidden_size();
         let prev_h = sweep.prev.slice(s![.., ..h]);
         grads.add_weight_grads(sweep.x, sweep.tape, prev_h, sweep.tape)
+    }
+}
+
+impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
+    /// [`Cell::forward`] once shapes are checked and the rows of `prev` and `next` are
+    /// contiguous.
+    fn forward_checked(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        mut next: ArrayViewMut2<'_, F>,
+        cache: &mut LstmCache<F>,
+    ) -> Result<()> {
+        let (p, h, batch) = (&self.params, self.hidden_size(), prev.nrows());
+        let a = &mut cache.gates;
+        self.packed.input_product(p, x, F::zero(), a.view_mut())?;
+        self.packed.with(p, Weight::Recurrent, |w_hh| {
+            Ok(gemm_packed(
+                F::one(),
+                prev.slice(s![.., ..h]),
+                w_hh,
+                F::one(),
+                a.view_mut(),
+            )?)
+        })?;
+        // The element-wise rest, by blocks of rows over the worker pool.
+        let height = row_block(batch, 4 * h);
+        let (mut h_next, mut c_next) = next.view_mut().split_at(Axis(1), h);
+        let c_prev = prev.slice(s![.., h..]);
+        let mut pre = cache
+            .pre
+            .as_mut()
+            .map(|p| p.axis_chunks_iter_mut(Axis(0), height));
+        let blocks = a
+            .axis_chunks_iter_mut(Axis(0), height)
+            .zip(cache.c_act.axis_chunks_iter_mut(Axis(0), height))
+            .zip(h_next.axis_chunks_iter_mut(Axis(0), height))
+            .zip(c_next.axis_chunks_iter_mut(Axis(0), height))
+            .zip(c_prev.axis_chunks_iter(Axis(0), height))
+            .map(move |((((a, c_act), h), c), c_prev)| {
+                let pre = pre.as_mut().and_then(Iterator::next);
+                (a, pre, c_act, h, c, c_prev)
+            });
+        for_each_parallel(blocks, |(a, pre, c_act, h_next, c_next, c_prev)| {
+            let pass = ForwardRows {
+                gate: &self.gate,
+                cell: &self.cell,
+                b_ih: p.b_ih.as_ref().map(Array1::view),
+                b_hh: p.b_hh.as_ref().map(Array1::view),
+                a,
+                pre,
+                c_act,
+                h_next,
+                c_next,
+                c_prev,
+            };
+            run_wide(Isa::detect(), pass);
+        });
+        Ok(())
+    }
+
+    /// [`Cell::backward_stacked`] once shapes are checked and the rows of the step's
+    /// states and of `d_next` and `d_prev` are contiguous.
+    fn backward_checked(
+        &self,
+        step: StepRecord<'_, F, LstmCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut LstmParams<F>,
+    ) -> Result<()> {
+        let (h, batch, cache) = (self.hidden_size(), step.prev.nrows(), step.cache);
+        let StepDeltas {
+            d_next,
+            mut d_prev,
+            mut d_x,
+            tape,
+        } = deltas;
+        let tape = tape_rows("Lstm::backward tape", tape, batch, self.tape_width())?;
+        let rows = d_next.nrows();
+        let (d_next, d_x) = (d_next.view(), d_x.as_mut());
+        match tape {
+            // One block (no per-output scheme): the gate gradients go straight onto the tape.
+            Some(mut tape) if rows == batch && unit_rows(&tape.view()) => {
+                self.backward_rows(step, d_next, d_prev.view_mut(), d_x, tape.view_mut())?;
+                grads.add_bias_grads(tape.view(), tape.view())
+            }
+            tape => cache.scratch.with(rows, 4 * h, |mut da| {
+                self.backward_rows(step, d_next, d_prev.view_mut(), d_x, da.view_mut())?;
+                sum_blocks(da.view_mut(), batch);
+                let da = da.slice(s![..batch, ..]);
+                match tape {
+                    Some(mut tape) => {
+                        tape.assign(&da);
+                        grads.add_bias_grads(da, da)
+                    }
+                    None => grads.add_grads(step.x, da, step.prev.slice(s![.., ..h]), da),
+                }
+            }),
+        }
     }
 }
 
