@@ -482,24 +482,6 @@ fn poisoned() -> Error {
     Error::config("cell", "a previous backward pass panicked")
 }
 
-/// Values of a step's element-wise pass below which it stays on the calling thread: handing
-/// blocks to the pool costs a few microseconds, about what a pass over 16k values takes.
-const PARALLEL_MIN_VALUES: usize = 16 * 1024;
-
-/// The height of the row blocks an element-wise pass over `rows × width` values is split
-/// into for [`for_each_parallel`](recur_core::linalg::for_each_parallel): two blocks per
-/// thread when the pass is large enough to share, else all rows in one block (on the
-/// calling thread). Each row is computed the same way whatever the blocks, so results do
-/// not depend on the thread count.
-pub(crate) fn row_block(rows: usize, width: usize) -> usize {
-    let threads = recur_core::linalg::threads();
-    if threads <= 1 || rows * width < PARALLEL_MIN_VALUES {
-        rows.max(1)
-    } else {
-        rows.div_ceil(2 * threads).max(1)
-    }
-}
-
 /// Whether every row of `m` is one contiguous run of memory, as the row passes need.
 pub(crate) fn unit_rows<F>(m: &ArrayView2<'_, F>) -> bool {
     m.ncols() <= 1 || m.strides()[1] == 1

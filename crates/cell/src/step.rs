@@ -5,8 +5,8 @@
 //! the weight gradient `xᵀ·dz` adds `dz`'s rows into the tokens' rows (a scatter-add), and a
 //! token has no input gradient.
 
-use ndarray::{ArrayView2, ArrayViewMut2};
-use recur_core::linalg::gemm;
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use recur_core::linalg::{for_each_parallel, gemm};
 use recur_core::{Error, Float, Input, Result, RowSet};
 
 use crate::{Cell, StepDeltas, StepRecord};
@@ -116,13 +116,20 @@ pub fn input_product<F: Float>(
                     out.shape(),
                 ));
             }
-            for (&id, mut row) in ids.iter().zip(out.rows_mut()) {
-                if beta == F::zero() {
-                    row.assign(&w.row(id));
-                } else {
-                    row.zip_mut_with(&w.row(id), |o, &v| *o = beta * *o + v);
+            // By blocks of rows over the worker pool; each row is computed the same way.
+            let height = row_block(ids.len(), out.ncols());
+            let blocks = ids
+                .chunks(height)
+                .zip(out.axis_chunks_iter_mut(Axis(0), height));
+            for_each_parallel(blocks, |(ids, mut out)| {
+                for (&id, mut row) in ids.iter().zip(out.rows_mut()) {
+                    if beta == F::zero() {
+                        row.assign(&w.row(id));
+                    } else {
+                        row.zip_mut_with(&w.row(id), |o, &v| *o = beta * *o + v);
+                    }
                 }
-            }
+            });
         }
     }
     Ok(())
@@ -154,10 +161,20 @@ pub fn input_weight_grad<F: Float>(
                     dz.shape(),
                 ));
             }
-            for (&id, dz_row) in ids.iter().zip(dz.rows()) {
-                let mut row = grad_w.row_mut(id);
-                row += &dz_row;
-                if let Some(t) = touched {
+            // By blocks of columns over the worker pool: every entry still adds its terms in
+            // the order of the ids, whatever the thread count.
+            let width = row_block(dz.ncols(), ids.len());
+            let blocks = grad_w
+                .axis_chunks_iter_mut(Axis(1), width)
+                .zip(dz.axis_chunks_iter(Axis(1), width));
+            for_each_parallel(blocks, |(mut grad_w, dz)| {
+                for (&id, dz_row) in ids.iter().zip(dz.rows()) {
+                    let mut row = grad_w.row_mut(id);
+                    row += &dz_row;
+                }
+            });
+            if let Some(t) = touched {
+                for &id in ids {
                     t.insert(id);
                 }
             }
@@ -179,6 +196,24 @@ pub fn input_delta<F: Float>(
         gemm(F::one(), dz, w.t(), F::one(), d_x.view_mut())?;
     }
     Ok(())
+}
+
+/// Values of a step's element-wise pass below which it stays on the calling thread: handing
+/// blocks to the pool costs a few microseconds, about what a pass over 16k values takes.
+const PARALLEL_MIN_VALUES: usize = 16 * 1024;
+
+/// The height of the row blocks an element-wise pass over `rows × width` values is split
+/// into for [`for_each_parallel`] (or, with the roles swapped, the width of column blocks):
+/// two blocks per thread when the pass is large enough to share, else all rows in one block
+/// (on the calling thread). Each row is computed the same way whatever the blocks, so
+/// results do not depend on the thread count.
+pub(crate) fn row_block(rows: usize, width: usize) -> usize {
+    let threads = recur_core::linalg::threads();
+    if threads <= 1 || rows * width < PARALLEL_MIN_VALUES {
+        rows.max(1)
+    } else {
+        rows.div_ceil(2 * threads).max(1)
+    }
 }
 
 #[cfg(test)]

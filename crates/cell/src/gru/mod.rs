@@ -8,10 +8,10 @@ use recur_core::{Error, Float, Input, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::gated::{
-    add_outer, add_row_sums, gate_block, row_block, slope, sum_blocks, tape_rows, unit_rows,
+    add_outer, add_row_sums, gate_block, slope, sum_blocks, tape_rows, unit_rows,
     with_unit_row_states, with_unit_row_step, GatedParams, GruParams, Packed, Scratch, Weight,
 };
-use crate::step::{check_deltas, check_forward, check_one_block};
+use crate::step::{check_deltas, check_forward, check_one_block, row_block};
 use crate::{Cell, Init, StepDeltas, StepRecord, SweepRecord};
 
 mod rows;

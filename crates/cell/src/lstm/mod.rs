@@ -8,10 +8,10 @@ use recur_core::{Error, Float, Input, ParamSet, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::gated::{
-    row_block, sum_blocks, tape_rows, unit_rows, with_unit_row_states, with_unit_row_step,
-    GatedParams, LstmParams, Packed, Scratch, Weight,
+    sum_blocks, tape_rows, unit_rows, with_unit_row_states, with_unit_row_step, GatedParams,
+    LstmParams, Packed, Scratch, Weight,
 };
-use crate::step::{check_deltas, check_forward, check_one_block};
+use crate::step::{check_deltas, check_forward, check_one_block, row_block};
 use crate::{Cell, Init, StepDeltas, StepRecord, SweepRecord};
 
 mod rows;
