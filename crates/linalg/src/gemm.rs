@@ -74,8 +74,14 @@ pub fn gemm<T: Scalar>(
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,
     beta: T,
-    c: ArrayViewMut2<'_, T>,
+    mut c: ArrayViewMut2<'_, T>,
 ) -> Result<(), LinalgError> {
+    // With the `blas` feature, products of fitting shapes and layouts go to the system BLAS.
+    let ((m, k), n) = (a.dim(), b.ncols());
+    let fits = b.nrows() == k && c.dim() == (m, n) && m * n * k > 0;
+    if fits && T::blas_gemm(alpha, &a, &b, beta, &mut c) {
+        return Ok(());
+    }
     gemm_with_isa(Isa::detect(), alpha, a, b, beta, c)
 }
 

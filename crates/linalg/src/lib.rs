@@ -48,6 +48,10 @@
 //! checked raw row views) and one lifetime erasure in the worker pool; each block carries its
 //! `SAFETY` argument. Requires Rust 1.89 (stable AVX-512 intrinsics).
 
+mod blas;
+// Links the system's OpenBLAS for the `blas` route (a library crate with no items of its own).
+#[cfg(feature = "blas-openblas")]
+use blas_src as _;
 mod driver;
 mod error;
 mod gemm;

@@ -97,7 +97,7 @@ fn same_bits(x: &Array2<f32>, y: &Array2<f32>) -> bool {
 }
 
 /// A packed `b` gives the same bits on 1, 2 and 3 threads, and the bits of the plain product
-/// where that one runs the panel loop (row-major `b`).
+/// where that one runs the panel loop (row-major `b`, without the `blas` feature).
 #[test]
 fn packed_products_match_single_thread_and_plain_panels_bitwise() {
     let w_gates = filled(256, 1024, 1);
@@ -120,7 +120,8 @@ fn packed_products_match_single_thread_and_plain_panels_bitwise() {
         let one = run(1);
         assert!(same_bits(&one, &run(2)) && same_bits(&one, &run(3)));
         let plain = product(a, b, &start);
-        if plain_is_panels {
+        // With `blas`, the plain product is the library's: equal up to rounding only.
+        if plain_is_panels && !cfg!(feature = "blas") {
             assert!(same_bits(&one, &plain));
         } else {
             let diff = (&one - &plain).mapv(f32::abs);
