@@ -555,6 +555,18 @@ pub(crate) fn with_unit_row_step<F: Clone, K, T>(
     })
 }
 
+/// `v += b` when the bias exists.
+#[inline(always)]
+pub(crate) fn add_bias<F: Float>(v: &mut [F], b: Option<&ArrayView1<'_, F>>) {
+    let Some(b) = b else { return };
+    let b = b
+        .to_slice()
+        .expect("bias vectors are owned, contiguous arrays");
+    for (v, &b) in v.iter_mut().zip(b) {
+        *v += b;
+    }
+}
+
 /// Row `r` of a matrix with contiguous rows, as a slice.
 #[inline(always)]
 pub(crate) fn row_of<'a, F>(m: &'a ArrayView2<'_, F>, r: usize) -> &'a [F] {

@@ -75,8 +75,8 @@ pub fn set_threads(n: usize) -> Result<(), LinalgError> {
 /// For work beside the products that splits into independent parts, such as the rows of a
 /// softmax. Items are handed out in order, one at a time; which thread runs which depends on
 /// timing, so results must not (each item writing only its own output is the usual way).
-/// With one thread, or while another call holds the workers, everything runs on the calling
-/// thread. A panic in `f` on a worker is re-raised here.
+/// With one thread, a single item, or while another call holds the workers, everything runs
+/// on the calling thread. A panic in `f` on a worker is re-raised here.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -92,11 +92,15 @@ pub fn set_threads(n: usize) -> Result<(), LinalgError> {
 /// ```
 pub fn for_each_parallel<I: Send>(items: impl Iterator<Item = I> + Send, f: impl Fn(I) + Sync) {
     let runners = threads();
-    if runners <= 1 {
-        items.for_each(f);
+    let mut items = items.peekable();
+    let first = items.next();
+    // One item (a step too small to split) runs here: waking the workers for it would cost
+    // more than the item.
+    if runners <= 1 || items.peek().is_none() {
+        first.into_iter().chain(items).for_each(f);
         return;
     }
-    let queue = Mutex::new(items);
+    let queue = Mutex::new(first.into_iter().chain(items));
     let job = |_runner: usize| loop {
         let next = lock(&queue).next();
         let Some(item) = next else { break };

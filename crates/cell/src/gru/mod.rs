@@ -327,107 +327,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
         }
         self.packed.input_delta(p, da.view(), d_x)
     }
-}
 
-impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
-    type Params = GruParams<F>;
-    type Cache = GruCache<F>;
-
-    fn input_size(&self) -> usize {
-        self.params.w_ih.nrows()
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.params.hidden()
-    }
-
-    fn params(&self) -> &dyn ParamSet<F> {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
-        self.packed.invalidate();
-        &mut self.params
-    }
-
-    fn zero_grads(&self) -> GruParams<F> {
-        self.params.zeros_like()
-    }
-
-    fn new_cache(&self, batch: usize) -> GruCache<F> {
-        let h = self.hidden_size();
-        let needs_pre = self.gate.needs_input() || self.cell.needs_input();
-        GruCache {
-            gates: Array2::zeros((batch, 3 * h)),
-            recurrent: Array2::zeros((batch, 3 * h)),
-            reset_h: Array2::zeros((batch, h)),
-            pre: needs_pre.then(|| Array2::zeros((batch, 3 * h))),
-            scratch: Scratch::default(),
-        }
-    }
-
-    fn forward(
-        &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayViewMut2<'_, F>,
-        cache: &mut GruCache<F>,
-    ) -> Result<()> {
-        let batch = check_forward("Gru::forward", self, x, prev, next.view())?;
-        self.check_cache("Gru::forward cache", batch, cache)?;
-        with_unit_row_states(prev, next, |prev, next| {
-            self.forward_checked(x, prev, next, cache)
-        })
-    }
-
-    fn backward(
-        &self,
-        step: StepRecord<'_, F, GruCache<F>>,
-        deltas: StepDeltas<'_, F>,
-        grads: &mut GruParams<F>,
-    ) -> Result<()> {
-        check_one_block("Gru::backward", step, &deltas)?;
-        self.backward_stacked(step, deltas, grads)
-    }
-
-    /// All blocks at once: the gate gradients of every block side by side, one product each
-    /// for `∂L/∂h_{t−1}` and `∂L/∂x_t`, and the parameter gradients from the blocks' sum
-    /// (the step is linear in `d_next` given the cache).
-    fn backward_stacked(
-        &self,
-        step: StepRecord<'_, F, GruCache<F>>,
-        deltas: StepDeltas<'_, F>,
-        grads: &mut GruParams<F>,
-    ) -> Result<()> {
-        let batch = check_deltas("Gru::backward", self, step, &deltas)?;
-        self.check_cache("Gru::backward cache", batch, step.cache)?;
-        with_unit_row_step(step, deltas, |step, deltas| {
-            self.backward_checked(step, deltas, grads)
-        })
-    }
-
-    /// Reset after: `[δa | δu]` of the step (its blocks summed), the gradients of the input
-    /// and recurrent pre-activations. Reset before keeps no tape: its recurrent gradient
-    /// also needs `r ⊙ h_{t−1}`.
-    fn tape_width(&self) -> usize {
-        match self.variant {
-            GruVariant::ResetAfter => 6 * self.hidden_size(),
-            GruVariant::ResetBefore => 0,
-        }
-    }
-
-    /// `w_ih += Xᵀ·ΔA`, `w_hh += Hᵀ·ΔU` and the bias sums, over all the sweep's steps.
-    fn backward_sequence(&self, sweep: SweepRecord<'_, F>, grads: &mut GruParams<F>) -> Result<()> {
-        if self.tape_width() == 0 {
-            return Ok(());
-        }
-        let h = self.hidden_size();
-        let (da, du) = sweep.tape.split_at(Axis(1), 3 * h);
-        grads.add_weight_grads(sweep.x, da, sweep.prev, du)
-    }
-}
-
-impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
     /// [`Cell::forward`] once shapes are checked and the rows of `prev` and `next` are
     /// contiguous.
     fn forward_checked(
@@ -529,6 +429,104 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Gru<F, G, C> {
                 }
             }),
         }
+    }
+}
+
+impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Gru<F, G, C> {
+    type Params = GruParams<F>;
+    type Cache = GruCache<F>;
+
+    fn input_size(&self) -> usize {
+        self.params.w_ih.nrows()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.params.hidden()
+    }
+
+    fn params(&self) -> &dyn ParamSet<F> {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
+        self.packed.invalidate();
+        &mut self.params
+    }
+
+    fn zero_grads(&self) -> GruParams<F> {
+        self.params.zeros_like()
+    }
+
+    fn new_cache(&self, batch: usize) -> GruCache<F> {
+        let h = self.hidden_size();
+        let needs_pre = self.gate.needs_input() || self.cell.needs_input();
+        GruCache {
+            gates: Array2::zeros((batch, 3 * h)),
+            recurrent: Array2::zeros((batch, 3 * h)),
+            reset_h: Array2::zeros((batch, h)),
+            pre: needs_pre.then(|| Array2::zeros((batch, 3 * h))),
+            scratch: Scratch::default(),
+        }
+    }
+
+    fn forward(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        cache: &mut GruCache<F>,
+    ) -> Result<()> {
+        let batch = check_forward("Gru::forward", self, x, prev, next.view())?;
+        self.check_cache("Gru::forward cache", batch, cache)?;
+        with_unit_row_states(prev, next, |prev, next| {
+            self.forward_checked(x, prev, next, cache)
+        })
+    }
+
+    fn backward(
+        &self,
+        step: StepRecord<'_, F, GruCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut GruParams<F>,
+    ) -> Result<()> {
+        check_one_block("Gru::backward", step, &deltas)?;
+        self.backward_stacked(step, deltas, grads)
+    }
+
+    /// All blocks at once: the gate gradients of every block side by side, one product each
+    /// for `∂L/∂h_{t−1}` and `∂L/∂x_t`, and the parameter gradients from the blocks' sum
+    /// (the step is linear in `d_next` given the cache).
+    fn backward_stacked(
+        &self,
+        step: StepRecord<'_, F, GruCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut GruParams<F>,
+    ) -> Result<()> {
+        let batch = check_deltas("Gru::backward", self, step, &deltas)?;
+        self.check_cache("Gru::backward cache", batch, step.cache)?;
+        with_unit_row_step(step, deltas, |step, deltas| {
+            self.backward_checked(step, deltas, grads)
+        })
+    }
+
+    /// Reset after: `[δa | δu]` of the step (its blocks summed), the gradients of the input
+    /// and recurrent pre-activations. Reset before keeps no tape: its recurrent gradient
+    /// also needs `r ⊙ h_{t−1}`.
+    fn tape_width(&self) -> usize {
+        match self.variant {
+            GruVariant::ResetAfter => 6 * self.hidden_size(),
+            GruVariant::ResetBefore => 0,
+        }
+    }
+
+    /// `w_ih += Xᵀ·ΔA`, `w_hh += Hᵀ·ΔU` and the bias sums, over all the sweep's steps.
+    fn backward_sequence(&self, sweep: SweepRecord<'_, F>, grads: &mut GruParams<F>) -> Result<()> {
+        if self.tape_width() == 0 {
+            return Ok(());
+        }
+        let h = self.hidden_size();
+        let (da, du) = sweep.tape.split_at(Axis(1), 3 * h);
+        grads.add_weight_grads(sweep.x, da, sweep.prev, du)
     }
 }
 

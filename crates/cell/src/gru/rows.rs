@@ -10,7 +10,7 @@ use recur_core::activation::Activation;
 use recur_core::linalg::WideLoop;
 use recur_core::Float;
 
-use crate::gated::{row_of, row_of_mut, slope};
+use crate::gated::{add_bias, row_of, row_of_mut, slope};
 
 /// One block of rows of a [`Gru`](super::Gru) forward step: the step's matrices cut to
 /// the same rows, all with contiguous rows.
@@ -122,18 +122,6 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> ForwardRows<'_, F, G, C> {
         for (((out, &z), &n), &hp) in next.iter_mut().zip(z).zip(&*n).zip(prev) {
             *out = (F::one() - z) * n + z * hp;
         }
-    }
-}
-
-/// `v += b` when the bias exists.
-#[inline(always)]
-fn add_bias<F: Float>(v: &mut [F], b: Option<&ArrayView1<'_, F>>) {
-    let Some(b) = b else { return };
-    let b = b
-        .to_slice()
-        .expect("bias vectors are owned, contiguous arrays");
-    for (v, &b) in v.iter_mut().zip(b) {
-        *v += b;
     }
 }
 

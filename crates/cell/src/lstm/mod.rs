@@ -169,6 +169,15 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
         self.gate.needs_input() || self.cell.needs_input()
     }
 
+    fn check_cache(&self, op: &'static str, batch: usize, cache: &LstmCache<F>) -> Result<()> {
+        let h = self.hidden_size();
+        let pre_ok = cache.pre.as_ref().is_none_or(|p| p.dim() == (batch, 4 * h));
+        if cache.gates.dim() != (batch, 4 * h) || cache.c_act.dim() != (batch, h) || !pre_ok {
+            return Err(Error::shape(op, &[batch, 4 * h], cache.gates.shape()));
+        }
+        Ok(())
+    }
+
     /// The backward step without its parameter gradients: the gate gradients `δa` of all
     /// blocks into `da`, `∂L/∂h_{t−1}` and `∂L/∂c_{t−1}` into `d_prev`, and `∂L/∂x_t` added
     /// into `d_x` when given.
@@ -217,122 +226,7 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
         })?;
         self.packed.input_delta(p, da.view(), d_x)
     }
-}
 
-impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
-    type Params = LstmParams<F>;
-    type Cache = LstmCache<F>;
-
-    fn input_size(&self) -> usize {
-        self.params.w_ih.nrows()
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.params.hidden()
-    }
-
-    fn state_size(&self) -> usize {
-        2 * self.params.hidden()
-    }
-
-    fn params(&self) -> &dyn ParamSet<F> {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
-        self.packed.invalidate();
-        &mut self.params
-    }
-
-    fn zero_grads(&self) -> LstmParams<F> {
-        self.params.zeros_like()
-    }
-
-    fn new_cache(&self, batch: usize) -> LstmCache<F> {
-        let h = self.hidden_size();
-        LstmCache {
-            gates: Array2::zeros((batch, 4 * h)),
-            c_act: Array2::zeros((batch, h)),
-            pre: self.needs_pre().then(|| Array2::zeros((batch, 4 * h))),
-            scratch: Scratch::default(),
-        }
-    }
-
-    fn forward(
-        &self,
-        x: Input<'_, F>,
-        prev: ArrayView2<'_, F>,
-        next: ArrayViewMut2<'_, F>,
-        cache: &mut LstmCache<F>,
-    ) -> Result<()> {
-        let batch = check_forward("Lstm::forward", self, x, prev, next.view())?;
-        let h = self.hidden_size();
-        let pre_ok = cache.pre.as_ref().is_none_or(|p| p.dim() == (batch, 4 * h));
-        if cache.gates.dim() != (batch, 4 * h) || cache.c_act.dim() != (batch, h) || !pre_ok {
-            return Err(Error::shape(
-                "Lstm::forward cache",
-                &[batch, 4 * h],
-                cache.gates.shape(),
-            ));
-        }
-        with_unit_row_states(prev, next, |prev, next| {
-            self.forward_checked(x, prev, next, cache)
-        })
-    }
-
-    fn backward(
-        &self,
-        step: StepRecord<'_, F, LstmCache<F>>,
-        deltas: StepDeltas<'_, F>,
-        grads: &mut LstmParams<F>,
-    ) -> Result<()> {
-        check_one_block("Lstm::backward", step, &deltas)?;
-        self.backward_stacked(step, deltas, grads)
-    }
-
-    /// All blocks at once: the gate gradients `δa` of every block side by side, one
-    /// product each for `∂L/∂h_{t−1}` and `∂L/∂x_t`, and the parameter gradients from the
-    /// blocks' sum (the step is linear in `d_next` given the cache).
-    fn backward_stacked(
-        &self,
-        step: StepRecord<'_, F, LstmCache<F>>,
-        deltas: StepDeltas<'_, F>,
-        grads: &mut LstmParams<F>,
-    ) -> Result<()> {
-        let batch = check_deltas("Lstm::backward", self, step, &deltas)?;
-        let h = self.hidden_size();
-        let cache = step.cache;
-        let pre_ok = cache.pre.as_ref().is_none_or(|p| p.dim() == (batch, 4 * h));
-        if cache.gates.dim() != (batch, 4 * h) || cache.c_act.dim() != (batch, h) || !pre_ok {
-            return Err(Error::shape(
-                "Lstm::backward cache",
-                &[batch, 4 * h],
-                cache.gates.shape(),
-            ));
-        }
-        with_unit_row_step(step, deltas, |step, deltas| {
-            self.backward_checked(step, deltas, grads)
-        })
-    }
-
-    /// `δa` of the step (its blocks summed): both weight gradients are products with it.
-    fn tape_width(&self) -> usize {
-        4 * self.hidden_size()
-    }
-
-    /// `w_ih += Xᵀ·ΔA`, `w_hh += Hᵀ·ΔA` and the bias sums, over all the sweep's steps.
-    fn backward_sequence(
-        &self,
-        sweep: SweepRecord<'_, F>,
-        grads: &mut LstmParams<F>,
-    ) -> Result<()> {
-        let h = self.hidden_size();
-        let prev_h = sweep.prev.slice(s![.., ..h]);
-        grads.add_weight_grads(sweep.x, sweep.tape, prev_h, sweep.tape)
-    }
-}
-
-impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
     /// [`Cell::forward`] once shapes are checked and the rows of `prev` and `next` are
     /// contiguous.
     fn forward_checked(
@@ -427,6 +321,102 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> Lstm<F, G, C> {
                 }
             }),
         }
+    }
+}
+
+impl<F: Float, G: Activation<F>, C: Activation<F>> Cell<F> for Lstm<F, G, C> {
+    type Params = LstmParams<F>;
+    type Cache = LstmCache<F>;
+
+    fn input_size(&self) -> usize {
+        self.params.w_ih.nrows()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.params.hidden()
+    }
+
+    fn state_size(&self) -> usize {
+        2 * self.params.hidden()
+    }
+
+    fn params(&self) -> &dyn ParamSet<F> {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut dyn ParamSet<F> {
+        self.packed.invalidate();
+        &mut self.params
+    }
+
+    fn zero_grads(&self) -> LstmParams<F> {
+        self.params.zeros_like()
+    }
+
+    fn new_cache(&self, batch: usize) -> LstmCache<F> {
+        let h = self.hidden_size();
+        LstmCache {
+            gates: Array2::zeros((batch, 4 * h)),
+            c_act: Array2::zeros((batch, h)),
+            pre: self.needs_pre().then(|| Array2::zeros((batch, 4 * h))),
+            scratch: Scratch::default(),
+        }
+    }
+
+    fn forward(
+        &self,
+        x: Input<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        cache: &mut LstmCache<F>,
+    ) -> Result<()> {
+        let batch = check_forward("Lstm::forward", self, x, prev, next.view())?;
+        self.check_cache("Lstm::forward cache", batch, cache)?;
+        with_unit_row_states(prev, next, |prev, next| {
+            self.forward_checked(x, prev, next, cache)
+        })
+    }
+
+    fn backward(
+        &self,
+        step: StepRecord<'_, F, LstmCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut LstmParams<F>,
+    ) -> Result<()> {
+        check_one_block("Lstm::backward", step, &deltas)?;
+        self.backward_stacked(step, deltas, grads)
+    }
+
+    /// All blocks at once: the gate gradients `δa` of every block side by side, one
+    /// product each for `∂L/∂h_{t−1}` and `∂L/∂x_t`, and the parameter gradients from the
+    /// blocks' sum (the step is linear in `d_next` given the cache).
+    fn backward_stacked(
+        &self,
+        step: StepRecord<'_, F, LstmCache<F>>,
+        deltas: StepDeltas<'_, F>,
+        grads: &mut LstmParams<F>,
+    ) -> Result<()> {
+        let batch = check_deltas("Lstm::backward", self, step, &deltas)?;
+        self.check_cache("Lstm::backward cache", batch, step.cache)?;
+        with_unit_row_step(step, deltas, |step, deltas| {
+            self.backward_checked(step, deltas, grads)
+        })
+    }
+
+    /// `δa` of the step (its blocks summed): both weight gradients are products with it.
+    fn tape_width(&self) -> usize {
+        4 * self.hidden_size()
+    }
+
+    /// `w_ih += Xᵀ·ΔA`, `w_hh += Hᵀ·ΔA` and the bias sums, over all the sweep's steps.
+    fn backward_sequence(
+        &self,
+        sweep: SweepRecord<'_, F>,
+        grads: &mut LstmParams<F>,
+    ) -> Result<()> {
+        let h = self.hidden_size();
+        let prev_h = sweep.prev.slice(s![.., ..h]);
+        grads.add_weight_grads(sweep.x, sweep.tape, prev_h, sweep.tape)
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Each pass reads and writes every value of a row once, with all four gates of a unit
 //! side by side in one loop, and is compiled for the widest vectors the CPU has
-//! ([`run_wide`]). A row of 32 × 1024 gate values stays in L1 while it is worked on; the
+//! ([`run_wide`]). A row of gate values (1024 at hidden 256) stays in L1 while it is worked on; the
 //! equivalent sequence of whole-matrix passes (biases, one activation per gate block, the
 //! cell update, `C(c)`, `h`) walked the step's gates eight times at the baseline width.
 //! The operations and their order are those of the formulas in [`Lstm`](super::Lstm), so
@@ -13,7 +13,7 @@ use recur_core::activation::Activation;
 use recur_core::linalg::WideLoop;
 use recur_core::Float;
 
-use crate::gated::{row_of, row_of_mut, slope};
+use crate::gated::{add_bias, row_of, row_of_mut, slope};
 
 /// The forward pass over a block of rows: biases and activations of the gates, then
 /// `c_t`, `C(c_t)` and `h_t`.
@@ -38,15 +38,10 @@ impl<F: Float, G: Activation<F>, C: Activation<F>> WideLoop for ForwardRows<'_, 
     #[inline(always)]
     fn run(mut self) {
         let h = self.c_prev.ncols();
-        let b_ih = self.b_ih.as_ref().map(row_slice);
-        let b_hh = self.b_hh.as_ref().map(row_slice);
         for r in 0..self.a.nrows() {
             let a = row_of_mut(&mut self.a, r);
-            for b in [b_ih, b_hh].into_iter().flatten() {
-                for (a, &b) in a.iter_mut().zip(b) {
-                    *a += b;
-                }
-            }
+            add_bias(a, self.b_ih.as_ref());
+            add_bias(a, self.b_hh.as_ref());
             if let Some(pre) = &mut self.pre {
                 row_of_mut(pre, r).copy_from_slice(a);
             }
@@ -198,9 +193,4 @@ fn backward_units<F: Float, G: Activation<F>, C: Activation<F>>(
         da_f[j] = dc * c_prev[j] * slope(gate, Some(x_f[j]), f[j]);
         d_prev_c[j] = dc * f[j];
     }
-}
-
-fn row_slice<'a, F>(v: &ArrayView1<'a, F>) -> &'a [F] {
-    v.to_slice()
-        .expect("bias vectors are owned, contiguous arrays")
 }
